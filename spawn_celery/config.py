@@ -56,7 +56,7 @@ class Settings:
     """``SPAWN_LOCK_LEASE_MS``: lease of the per-actor activation lock; a holder past it is fenced off."""
     lock_wait_ms: int = 60_000
     """``SPAWN_LOCK_WAIT_MS``: how long an invocation waits for a busy actor before failing (retryable)."""
-    dedupe_ttl_s: int = 86_400
+    dedupe_ttl_s: int = 7_200
     """``SPAWN_DEDUPE_TTL_S``: how long applied invocation ids and their replies are remembered."""
     max_chain_depth: int = 16
     """``SPAWN_MAX_CHAIN_DEPTH``: bound on forward/pipe hops of one invocation."""

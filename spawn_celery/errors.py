@@ -4,6 +4,7 @@
 
     SpawnError
     ├── ConfigError            bad configuration; the process refuses to start      (never retryable)
+    ├── DefinitionError        an actor is declared wrongly (raised at declaration) (never retryable)
     ├── RequestError           the caller sent something wrong → HTTP 4xx           (never retryable)
     │   ├── PayloadDecodeError   undecodable body, payload or type URL → 400
     │   ├── PayloadEncodeError   a value that cannot be packed as payload/state → 400
@@ -46,6 +47,10 @@ class ConfigError(SpawnError):
         self.variable, self.value, self.reason = variable, value, reason
         shown = value if len(value) <= 60 else value[:57] + "..."
         super().__init__(f"{variable}={shown!r}: {reason}")
+
+
+class DefinitionError(SpawnError, ValueError):
+    """An actor, action or timer is declared wrongly. Raised where it is declared, with the fix."""
 
 
 class RequestError(SpawnError):

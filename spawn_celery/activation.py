@@ -1,0 +1,172 @@
+"""Single activation and hot state in Redis, one Lua call per step.
+
+``begin`` = dedupe check + lock + hot-state read in one round trip; ``commit`` = fenced state write + revision +
+dirty/active bookkeeping + dedupe record + unlock + wake in one. A worker whose lock expired (paused, partitioned)
+finds another token in the lock and its write is refused (:class:`~spawn_celery.errors.StateConflict`).
+Fencing tokens come from one global counter, so they never repeat, even after an actor is evicted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from spawn_celery import keys
+
+_BEGIN = """
+local done = redis.call('GET', KEYS[3])
+if done then return {2, done} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {1, redis.call('PTTL', KEYS[2])} end
+local token = redis.call('INCR', KEYS[4])
+redis.call('SET', KEYS[2], token, 'PX', ARGV[1])
+local s = redis.call('HMGET', KEYS[1], 's', 'r')
+return {0, token, s[1], s[2]}
+"""
+
+_COMMIT = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+local now = tonumber(ARGV[4])
+local fresh = redis.call('EXISTS', KEYS[1]) == 0
+local rev = tonumber(ARGV[12])
+if not fresh then rev = tonumber(redis.call('HGET', KEYS[1], 'r') or '0') end
+if ARGV[3] == '1' then rev = rev + 1 end
+if fresh or ARGV[3] == '1' then
+  redis.call('HSET', KEYS[1], 's', ARGV[2], 'r', rev, 'f', ARGV[1])
+end
+if ARGV[3] == '1' and ARGV[13] == '1' then
+  redis.call('ZADD', KEYS[5], 'NX', now + tonumber(ARGV[6]), ARGV[9])
+end
+redis.call('HSET', KEYS[1], 'u', now, 'dt', ARGV[5], 'st', ARGV[6], 'p', ARGV[10], 'tm', ARGV[11])
+redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[9])
+if ARGV[7] ~= '' then redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[8]) end
+redis.call('DEL', KEYS[2])
+redis.call('LPUSH', KEYS[6], '1')
+redis.call('LTRIM', KEYS[6], 0, 0)
+redis.call('PEXPIRE', KEYS[6], 2000)
+if fresh then return {rev, 1} end
+return {rev, 0}
+"""
+
+_ABORT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  if ARGV[2] ~= '' then redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3]) end
+  redis.call('LPUSH', KEYS[2], '1')
+  redis.call('LTRIM', KEYS[2], 0, 0)
+  redis.call('PEXPIRE', KEYS[2], 2000)
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Begun:
+    """Outcome of :meth:`Activations.begin`.
+
+    Exactly one of: ``done`` (the invocation was applied before: its recorded reply), ``busy_ms`` (another
+    invocation holds the lock for about that long), or ``token`` with the hot state (``state`` is ``None`` when the
+    actor is not active in Redis).
+    """
+
+    token: int = 0
+    state: bytes | None = None
+    revision: int = 0
+    done: bytes | None = None
+    busy_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What to write on commit."""
+
+    state: bytes
+    changed: bool
+    base_revision: int
+    reply: bytes
+    deactivate_ms: int
+    snapshot_ms: int
+    parent: str
+    timers: str
+    stateful: bool
+
+
+class Activations:
+    """The Redis side of single activation, hot state and dedupe."""
+
+    def __init__(self, *, client: redis.Redis, lease_ms: int, dedupe_ttl_s: int) -> None:
+        """Use ``client`` (bytes responses) with a lock lease and dedupe record lifetime."""
+        self._redis = client
+        self._lease_ms = lease_ms
+        self._dedupe_ttl_s = dedupe_ttl_s
+        self._begin = client.register_script(_BEGIN)
+        self._commit = client.register_script(_COMMIT)
+        self._abort = client.register_script(_ABORT)
+
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis client in use."""
+        return self._redis
+
+    def begin(self, system: str, name: str, invocation_id: str) -> Begun:
+        """Check dedupe, take the lock and read hot state, atomically."""
+        result = self._begin(
+            keys=[keys.state(system, name), keys.lock(system, name), keys.done(system, name, invocation_id), keys.FENCE],
+            args=[self._lease_ms],
+        )
+        code = int(result[0])
+        if code == 2:
+            return Begun(done=result[1])
+        if code == 1:
+            return Begun(busy_ms=max(int(result[1]), 0))
+        state, revision = result[2], result[3]
+        return Begun(token=int(result[1]), state=state, revision=int(revision) if revision else 0)
+
+    def commit(self, system: str, name: str, invocation_id: str, token: int, now_ms: int, c: Commit) -> tuple[int, bool] | None:
+        """Write the new state fenced by ``token``, record the reply and unlock.
+
+        Returns:
+            ``(revision, activated)`` — the state revision after the write and whether this commit activated the
+            actor in Redis — or ``None`` when the lock was lost (nothing written).
+        """
+        result = self._commit(
+            keys=[
+                keys.state(system, name),
+                keys.lock(system, name),
+                keys.done(system, name, invocation_id),
+                keys.ACTIVE,
+                keys.DIRTY,
+                keys.wake(system, name),
+            ],
+            args=[
+                token, c.state, "1" if c.changed else "0", now_ms, c.deactivate_ms, c.snapshot_ms,
+                c.reply, self._dedupe_ttl_s, keys.member(system, name), c.parent, c.timers,
+                c.base_revision, "1" if c.stateful else "0",
+            ],
+        )
+        if result == -1:
+            return None
+        return int(result[0]), bool(int(result[1]))
+
+    def abort(self, system: str, name: str, invocation_id: str, token: int, reply: bytes = b"") -> bool:
+        """Release the lock without writing state; record ``reply`` for dedupe if given."""
+        return bool(
+            self._abort(
+                keys=[keys.lock(system, name), keys.wake(system, name), keys.done(system, name, invocation_id)],
+                args=[token, reply, self._dedupe_ttl_s],
+            )
+        )
+
+    def wait(self, system: str, name: str, timeout_ms: int) -> None:
+        """Block until the actor is unlocked (or ``timeout_ms`` passes)."""
+        self._redis.blpop([keys.wake(system, name)], timeout=max(timeout_ms, 1) / 1000.0)
+
+    def done(self, system: str, name: str, invocation_id: str) -> bytes | None:
+        """Return the recorded reply of an applied invocation, if any."""
+        value: bytes | None = self._redis.get(keys.done(system, name, invocation_id))
+        return value
+
+    def record(self, system: str, name: str, invocation_id: str, reply: bytes) -> None:
+        """Record a reply for dedupe without a lock (pooled actors)."""
+        self._redis.set(keys.done(system, name, invocation_id), reply, ex=self._dedupe_ttl_s)

@@ -1,0 +1,1 @@
+"""Example actors used by the quickstart (``spawn-celery dev``) and the README."""

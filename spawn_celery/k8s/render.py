@@ -1,0 +1,327 @@
+"""The whole stack as Kubernetes objects, from one :class:`StackConfig` (``spawn-celery k8s render``).
+
+Pure functions returning plain dicts: gateway Deployment + Service + PodDisruptionBudget, one worker Deployment +
+HorizontalPodAutoscaler + PodDisruptionBudget per :class:`WorkerGroup`, activator Deployments with their manifest in
+a ConfigMap, and a development Redis (StatefulSet, Service, NetworkPolicy). Every pod template carries
+``checksum/config``, a hash of the configuration it reads, so that a config change rolls the pods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from spawn_celery.k8s import objects as o
+from spawn_celery.keys import queue as actor_queue
+
+GATEWAY_IMAGE = "spawn-celery-web:0.1.0"
+WORKER_IMAGE = "spawn-celery-worker:0.1.0"
+ACTIVATOR_IMAGE = "spawn-celery-activator:0.1.0"
+"""Images built from web/, workers/ and activators/ (the package is the same; extras and commands differ)."""
+DEFAULT_APP = "spawn_celery.examples.counter:system"
+"""The example actors of the quickstart; real deployments pass their own ``MODULE:ATTR``."""
+REDIS_IMAGE = "redis:7.4.2-alpine"
+
+
+@dataclass(frozen=True)
+class WorkerGroup:
+    """Workers that consume one set of actor queues and scale together.
+
+    Attributes:
+        name: Suffix of the Deployment name (``spawn-worker-<name>``).
+        actors: Actor names whose queues (``spawn.<system>.<actor>``) the group consumes; empty means all of the app.
+        min_replicas: HPA minimum.
+        max_replicas: HPA maximum.
+        concurrency: Worker processes per pod (0 = CPUs).
+        cpu_percent: HPA CPU Utilization target.
+        memory_percent: HPA memory Utilization target.
+    """
+
+    name: str = "default"
+    actors: tuple[str, ...] = ()
+    min_replicas: int = 1
+    max_replicas: int = 10
+    concurrency: int = 0
+    cpu_percent: int = 80
+    memory_percent: int = 80
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """What to render. Defaults give a development stack in namespace ``spawn``.
+
+    Attributes:
+        system: Actor system name (``PROXY_ACTOR_SYSTEM_NAME``).
+        namespace: Namespace of every object.
+        gateway_image: Image of the gateway.
+        worker_image: Image of the workers.
+        activator_image: Image of the activators.
+        app: ``MODULE:ATTR`` of the Python actors the workers host.
+        config: Non-secret settings (ConfigMap ``spawn-config``).
+        secret_name: Secret read through envFrom (``SPAWN_STATESTORE_KEY``, database credentials).
+        secret_data: When given, the Secret is rendered too (for development only).
+        gateway_replicas: Gateway replicas.
+        workers: Worker groups.
+        activators: Activator manifests (``kind: Activator``) to deploy.
+        with_redis: Render the development Redis.
+    """
+
+    system: str = "spawn-system"
+    namespace: str = "spawn"
+    gateway_image: str = GATEWAY_IMAGE
+    worker_image: str = WORKER_IMAGE
+    activator_image: str = ACTIVATOR_IMAGE
+    app: str = DEFAULT_APP
+    config: Mapping[str, str] = field(default_factory=dict)
+    secret_name: str = "spawn-secrets"
+    secret_data: Mapping[str, str] | None = None
+    gateway_replicas: int = 2
+    workers: tuple[WorkerGroup, ...] = (WorkerGroup(),)
+    activators: tuple[Mapping[str, Any], ...] = ()
+    with_redis: bool = True
+
+    def labels(self, instance: str, component: str) -> dict[str, str]:
+        """Return the labels of an object of this stack."""
+        return o.labels(instance, component, self.system)
+
+    @property
+    def config_checksum(self) -> str:
+        """Hash of the configuration every pod reads (ConfigMap data and Secret)."""
+        return o.checksum(dict(self.config), self.secret_name, dict(self.secret_data or {}))
+
+
+def render_stack(config: StackConfig) -> list[o.Manifest]:
+    """Return every object of the stack, configuration first.
+
+    Args:
+        config: What to render.
+
+    Returns:
+        Plain-dict Kubernetes objects in apply order.
+    """
+    docs: list[o.Manifest] = [o.config_map("spawn-config", config.namespace, config.labels("spawn-config", "config"),
+                                           config.config)]
+    if config.secret_data is not None:
+        docs.append(secret(config))
+    docs += gateway(config)
+    for group in config.workers:
+        docs += worker_group(config, group)
+    for manifest in config.activators:
+        docs += activator(config, manifest)
+    if config.with_redis:
+        docs += redis(config)
+    return docs
+
+
+def secret(config: StackConfig) -> o.Manifest:
+    """Return the shared Secret from ``config.secret_data``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": o.metadata(config.secret_name, config.namespace, config.labels(config.secret_name, "config")),
+        "type": "Opaque",
+        "stringData": dict(config.secret_data or {}),
+    }
+
+
+def gateway(config: StackConfig) -> list[o.Manifest]:
+    """Return the gateway Deployment, Service and PodDisruptionBudget.
+
+    Readiness follows draining (503 after SIGTERM), a preStop sleep lets endpoints update before SIGTERM, and the
+    grace period covers preStop plus gunicorn's graceful timeout.
+    """
+    name, port = "spawn-gateway", int(config.config.get("PROXY_HTTP_PORT", "9001"))
+    obj_labels = config.labels(name, "gateway")
+    volume, mount = o.tmp_volume()
+    container = {
+        "name": "gateway",
+        "image": config.gateway_image,
+        "command": ["gunicorn", "-c", "web/gunicorn.conf.py", "web.wsgi:app"],
+        "envFrom": o.env_from("spawn-config", config.secret_name),
+        "ports": [{"name": "http", "containerPort": port}],
+        "resources": o.default_resources(cpu="250m", memory="256Mi", memory_limit="512Mi"),
+        "startupProbe": _http_probe("/health/liveness", period=2, failures=30),
+        "readinessProbe": _http_probe("/health/readiness", period=5, failures=1),
+        "livenessProbe": _http_probe("/health/liveness", period=10, failures=3),
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(o.GATEWAY_PRESTOP_S)]}}},
+        "securityContext": o.container_security(),
+        "volumeMounts": [mount],
+    }
+    pod = _pod_spec([container], [volume], o.GATEWAY_GRACE_S)
+    annotations = {o.CHECKSUM_ANNOTATION: config.config_checksum, **o.metrics_annotations(port)}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": o.metadata(name, config.namespace, obj_labels),
+        "spec": {"selector": o.selector(name), "ports": [{"name": "http", "port": port, "targetPort": "http"}]},
+    }
+    return [
+        o.deployment(name=name, namespace=config.namespace, obj_labels=obj_labels, pod_spec=pod,
+                     replicas=config.gateway_replicas, pod_annotations=annotations),
+        service,
+        o.pdb(name, config.namespace, obj_labels, minAvailable=1),
+    ]
+
+
+def worker_group(config: StackConfig, group: WorkerGroup) -> list[o.Manifest]:
+    """Return the Deployment, HPA and PodDisruptionBudget of one worker group."""
+    name = f"spawn-worker-{group.name}"
+    obj_labels = config.labels(name, "worker")
+    queues = [actor_queue(config.system, actor) for actor in group.actors]
+    container = o.worker_container(
+        image=config.worker_image,
+        args=o.worker_args(config.app, queues, group.concurrency),
+        env_sources=o.env_from("spawn-config", config.secret_name),
+    )
+    pod = _pod_spec([container], [o.tmp_volume()[0]], o.WORKER_GRACE_S)
+    annotations = {o.CHECKSUM_ANNOTATION: config.config_checksum, **o.metrics_annotations(o.METRICS_PORT)}
+    return [
+        o.deployment(name=name, namespace=config.namespace, obj_labels=obj_labels, pod_spec=pod, replicas=None,
+                     pod_annotations=annotations),
+        o.hpa(name=name, namespace=config.namespace, obj_labels=obj_labels, min_replicas=group.min_replicas,
+              max_replicas=group.max_replicas, cpu_percent=group.cpu_percent,
+              memory=o.memory_target(group.memory_percent)),
+        o.pdb(name, config.namespace, obj_labels, maxUnavailable=1),
+    ]
+
+
+def activator_command(manifest: Mapping[str, Any]) -> str:
+    """Return the ``spawn-celery activator`` subcommand for a manifest (``cron`` or ``rabbitmq``).
+
+    Raises:
+        ValueError: the type has no activator process (``Api`` is served by the gateway) or is unknown.
+    """
+    kind = str(manifest.get("spec", {}).get("activator", {}).get("type", "")).lower()
+    commands = {"cron": "cron", "amqp": "rabbitmq"}
+    if kind not in commands:
+        raise ValueError(f"activator type {kind or '<missing>'!r} has no activator process (use Cron or AMQP)")
+    return commands[kind]
+
+
+def activator_pod(
+    *, image: str, command: str, config_map: str, env_sources: list[o.Manifest], grace: int = 30
+) -> o.Manifest:
+    """Return the pod spec of an activator reading its manifest from the ConfigMap ``config_map``."""
+    tmp, tmp_mount = o.tmp_volume()
+    container = {
+        "name": "activator",
+        "image": image,
+        "command": ["spawn-celery"],
+        "args": ["activator", command, "-f", o.ACTIVATOR_MANIFEST_PATH],
+        "envFrom": env_sources,
+        "resources": o.default_resources(cpu="100m", memory="128Mi", memory_limit="256Mi"),
+        "securityContext": o.container_security(),
+        "volumeMounts": [tmp_mount, {"name": "manifest", "mountPath": "/etc/spawn", "readOnly": True}],
+    }
+    manifest_volume = {"name": "manifest", "configMap": {"name": config_map}}
+    return _pod_spec([container], [tmp, manifest_volume], grace)
+
+
+def activator(config: StackConfig, manifest: Mapping[str, Any]) -> list[o.Manifest]:
+    """Return the ConfigMap (manifest) and Deployment of one activator; Cron also gets a PodDisruptionBudget."""
+    command = activator_command(manifest)
+    name = f"spawn-activator-{manifest['metadata']['name']}"
+    obj_labels = config.labels(name, "activator")
+    text = yaml.safe_dump(dict(manifest), sort_keys=False)
+    settings = manifest["spec"]["activator"]
+    replicas = int(settings.get("replicas", 2 if command == "cron" else 1))
+    pod = activator_pod(image=config.activator_image, command=command, config_map=name,
+                        env_sources=o.env_from("spawn-config", config.secret_name))
+    docs = [
+        o.config_map(name, config.namespace, obj_labels, {"activator.yaml": text}),
+        o.deployment(name=name, namespace=config.namespace, obj_labels=obj_labels, pod_spec=pod, replicas=replicas,
+                     pod_annotations={o.CHECKSUM_ANNOTATION: o.checksum(config.config_checksum, text)}),
+    ]
+    if replicas > 1:
+        docs.append(o.pdb(name, config.namespace, obj_labels, minAvailable=1))
+    return docs
+
+
+def redis(config: StackConfig) -> list[o.Manifest]:
+    """Return a single-node development Redis: StatefulSet, Service and a NetworkPolicy admitting only our pods.
+
+    ``noeviction`` matters: queues, locks and hot state must never be evicted under memory pressure. Production
+    should use a managed Redis instead (see k8s/README.md).
+    """
+    name, ns = "redis", config.namespace
+    obj_labels = config.labels(name, "redis")
+    probe = {"exec": {"command": ["redis-cli", "ping"]}, "periodSeconds": 10, "timeoutSeconds": 3}
+    container = {
+        "name": "redis",
+        "image": REDIS_IMAGE,
+        "args": ["--appendonly", "yes", "--maxmemory-policy", "noeviction", "--dir", "/data"],
+        "ports": [{"name": "redis", "containerPort": 6379}],
+        "resources": o.default_resources(cpu="100m", memory="256Mi", memory_limit="512Mi"),
+        "readinessProbe": probe,
+        "livenessProbe": {**probe, "failureThreshold": 6},
+        "securityContext": o.container_security(),
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+    }
+    pod = {**_pod_spec([container], [], 30), "securityContext": {**o.pod_security(), "runAsUser": 999,
+                                                                  "runAsGroup": 999, "fsGroup": 999}}
+    claim = {
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": o.metadata(name, ns, obj_labels),
+            "spec": {
+                "serviceName": name,
+                "replicas": 1,
+                "selector": {"matchLabels": o.selector(name)},
+                "template": {"metadata": {"labels": obj_labels}, "spec": pod},
+                "volumeClaimTemplates": [claim],
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": o.metadata(name, ns, obj_labels),
+            "spec": {"selector": o.selector(name), "ports": [{"name": "redis", "port": 6379, "targetPort": "redis"}]},
+        },
+        redis_network_policy(ns, obj_labels),
+    ]
+
+
+def redis_network_policy(namespace: str, obj_labels: Mapping[str, str]) -> o.Manifest:
+    """Return the NetworkPolicy that lets only pods labelled ``app.kubernetes.io/part-of: spawn-celery`` reach Redis."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": o.metadata("redis", namespace, obj_labels),
+        "spec": {
+            "podSelector": {"matchLabels": o.selector("redis")},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": {o.PART_OF_LABEL: o.PART_OF}}}],
+                    "ports": [{"protocol": "TCP", "port": 6379}],
+                }
+            ],
+        },
+    }
+
+
+def _http_probe(path: str, *, period: int, failures: int) -> o.Manifest:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 3,
+        "failureThreshold": failures,
+    }
+
+
+def _pod_spec(containers: list[o.Manifest], volumes: list[o.Manifest], grace: int) -> o.Manifest:
+    return {
+        "terminationGracePeriodSeconds": grace,
+        "securityContext": o.pod_security(),
+        "automountServiceAccountToken": False,
+        "containers": containers,
+        "volumes": volumes,
+    }

@@ -1,0 +1,88 @@
+"""Names of Redis keys and Celery queues. Everything the runtime stores in Redis is named here."""
+
+from __future__ import annotations
+
+SEP = "\x1f"
+PREFIX = "sp:"
+FENCE = PREFIX + "fence"
+"""Global monotonic counter of fencing tokens (never deleted, so tokens never repeat)."""
+ACTIVE = PREFIX + "active"
+"""Sorted set of active actors scored by the time they become idle (last use + deactivate timeout)."""
+DIRTY = PREFIX + "dirty"
+"""Sorted set of actors with unsaved state scored by when their snapshot is due."""
+TIMERS = PREFIX + "timers"
+"""Sorted set of timer-action members scored by next fire time (ms)."""
+TIMER_PERIODS = PREFIX + "timerp"
+"""Hash timer member -> period in ms."""
+SCHEDULED = PREFIX + "sched"
+"""Sorted set of scheduled invocation ids scored by their ``scheduled_to`` (ms)."""
+SCHEDULED_PAYLOADS = PREFIX + "schedp"
+"""Hash scheduled invocation id -> task message (JSON)."""
+SYSTEMS = PREFIX + "systems"
+"""Set of registered actor systems."""
+
+
+def member(system: str, name: str) -> str:
+    """Member string identifying one actor instance in the shared sorted sets."""
+    return f"{system}{SEP}{name}"
+
+
+def split_member(value: str) -> tuple[str, str]:
+    """Inverse of :func:`member`."""
+    system, _, name = value.partition(SEP)
+    return system, name
+
+
+def state(system: str, name: str) -> str:
+    """Hash holding an active actor's hot state."""
+    return f"{PREFIX}st:{system}:{name}"
+
+
+def lock(system: str, name: str) -> str:
+    """String holding the fencing token of the current lock holder."""
+    return f"{PREFIX}lk:{system}:{name}"
+
+
+def wake(system: str, name: str) -> str:
+    """List pushed on unlock to wake a waiting invocation."""
+    return f"{PREFIX}wk:{system}:{name}"
+
+
+def done(system: str, name: str, invocation_id: str) -> str:
+    """String recording the reply of an applied invocation (dedupe)."""
+    return f"{PREFIX}dn:{system}:{name}:{invocation_id}"
+
+
+def pool(system: str, name: str) -> str:
+    """Counter of running invocations of a pooled actor."""
+    return f"{PREFIX}pl:{system}:{name}"
+
+
+def registry(system: str) -> str:
+    """Hash actor name -> serialized ``Actor`` definition."""
+    return f"{PREFIX}reg:{system}"
+
+
+def hosts(system: str) -> str:
+    """Hash actor name -> remote host URL ("" for Python actors in workers)."""
+    return f"{PREFIX}host:{system}"
+
+
+def instances(system: str) -> str:
+    """Hash spawned instance name -> ``parent<SEP>revision``."""
+    return f"{PREFIX}inst:{system}"
+
+
+def channel(system: str, topic: str) -> str:
+    """Set of ``name<SEP>action`` subscribed to a channel."""
+    return f"{PREFIX}ch:{system}:{topic}"
+
+
+def timer_member(system: str, name: str, action: str) -> str:
+    """Member of :data:`TIMERS` for one timer action of one actor."""
+    return f"{system}{SEP}{name}{SEP}{action}"
+
+
+def queue(system: str, actor: str) -> str:
+    """Celery queue of an actor type (instances use their template's)."""
+    return f"spawn.{system}.{actor}"

@@ -1,0 +1,115 @@
+"""Durable timers and scheduled invocations in Redis sorted sets (never Celery ETA/countdown).
+
+A scheduled invocation is stored under its id with its due time. Any number of housekeepers poll; a claim is one
+Lua call that pushes the entry's due time forward by a lease, so only one replica sends it; the entry is deleted
+after the send. A replica that dies between claim and send leaves the entry to be claimed again after the lease,
+and the invocation id makes a second send harmless.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import redis
+
+from spawn_celery import keys
+from spawn_celery.message import Message
+
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for i = 1, #due, 2 do
+  local m = due[i]
+  local period = redis.call('HGET', KEYS[2], m)
+  if period then
+    if ARGV[4] == '1' then
+      local nxt = tonumber(due[i + 1]) + tonumber(period)
+      if nxt <= tonumber(ARGV[1]) then nxt = tonumber(ARGV[1]) + tonumber(period) end
+      redis.call('ZADD', KEYS[1], nxt, m)
+    else
+      redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), m)
+    end
+    table.insert(out, m)
+    table.insert(out, due[i + 1])
+    table.insert(out, period)
+  else
+    redis.call('ZREM', KEYS[1], m)
+  end
+end
+return out
+"""
+
+
+@dataclass(frozen=True)
+class Due:
+    """A claimed entry: the member, the time it was due (ms) and its stored value."""
+
+    member: str
+    due_ms: int
+    value: bytes
+
+
+class Scheduler:
+    """Stores and claims timers and scheduled invocations."""
+
+    def __init__(self, *, client: redis.Redis, claim_lease_ms: int = 30_000, batch: int = 200) -> None:
+        """Use ``client`` (bytes responses)."""
+        self._redis = client
+        self._lease = claim_lease_ms
+        self._batch = batch
+        self._claim = client.register_script(_CLAIM)
+
+    def schedule(self, message: Message, queue: str, at_ms: int) -> None:
+        """Store ``message`` to be sent to ``queue`` at ``at_ms`` (idempotent per invocation id)."""
+        doc = json.dumps({"q": queue, "k": message.to_kwargs()}, separators=(",", ":"))
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hsetnx(keys.SCHEDULED_PAYLOADS, message.id, doc)
+        pipe.zadd(keys.SCHEDULED, {message.id: at_ms}, nx=True)
+        pipe.execute()
+
+    def claim_scheduled(self, now_ms: int) -> list[tuple[str, Message]]:
+        """Claim due scheduled invocations: ``(queue, message)`` pairs; call :meth:`sent` after sending each."""
+        raw = self._claim(keys=[keys.SCHEDULED, keys.SCHEDULED_PAYLOADS], args=[now_ms, self._lease, self._batch, "0"])
+        out: list[tuple[str, Message]] = []
+        for i in range(0, len(raw), 3):
+            doc = json.loads(raw[i + 2])
+            out.append((doc["q"], Message.from_kwargs(doc["k"])))
+        return out
+
+    def sent(self, invocation_id: str) -> None:
+        """Forget a scheduled invocation once it was sent."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zrem(keys.SCHEDULED, invocation_id)
+        pipe.hdel(keys.SCHEDULED_PAYLOADS, invocation_id)
+        pipe.execute()
+
+    def pending(self) -> int:
+        """Number of scheduled invocations not yet sent."""
+        return int(self._redis.zcard(keys.SCHEDULED))
+
+    def add_timers(self, system: str, name: str, timers: dict[str, int], now_ms: int) -> list[str]:
+        """Start timer actions ``{action: period_ms}`` of an actor unless already running; return their members."""
+        members = []
+        pipe = self._redis.pipeline(transaction=True)
+        for action, period in timers.items():
+            m = keys.timer_member(system, name, action)
+            members.append(m)
+            pipe.hset(keys.TIMER_PERIODS, m, period)
+            pipe.zadd(keys.TIMERS, {m: now_ms + period}, nx=True)
+        if members:
+            pipe.execute()
+        return members
+
+    def claim_timers(self, now_ms: int) -> list[Due]:
+        """Claim due timer fires; each is rescheduled one period later in the same atomic step."""
+        raw = self._claim(keys=[keys.TIMERS, keys.TIMER_PERIODS], args=[now_ms, self._lease, self._batch, "1"])
+        return [Due(raw[i].decode(), int(float(raw[i + 1])), raw[i + 2]) for i in range(0, len(raw), 3)]
+
+    def remove_timers(self, members: list[str]) -> None:
+        """Stop timers (an actor was deactivated)."""
+        if members:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.zrem(keys.TIMERS, *members)
+            pipe.hdel(keys.TIMER_PERIODS, *members)
+            pipe.execute()

@@ -1,0 +1,134 @@
+"""Write-behind snapshots of dirty hot state to SQL, and deactivation of idle actors.
+
+Snapshots: an actor whose state changed is in the ``dirty`` set, due ``snapshot_timeout`` ms after its first
+unsaved change. The snapshotter writes the state at its current revision and clears the flag only if no newer
+change arrived meanwhile. A failed write (database down) is retried after ``snapshot_retry_ms`` with a warning;
+hot state keeps serving invocations meanwhile.
+
+Deactivation: an actor idle for ``deactivate_timeout`` ms (time since its last invocation) is locked like an
+invocation would lock it, flushed if dirty, and evicted from Redis with its timers, so Redis memory is bounded by
+active actors. Its next invocation re-activates it from SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+
+from spawn_celery import keys
+from spawn_celery.errors import StateStoreError
+from spawn_celery.proto import actor_pb2
+from spawn_celery.statestores.base import Snapshot, StateStore
+
+log = logging.getLogger(__name__)
+
+_CLEAN = """
+if redis.call('HGET', KEYS[1], 'r') == ARGV[2] then redis.call('ZREM', KEYS[2], ARGV[1]) return 1 end
+return 0
+"""
+
+_EVICT = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+local score = redis.call('ZSCORE', KEYS[3], ARGV[2])
+if score and tonumber(score) > tonumber(ARGV[3]) then
+  redis.call('DEL', KEYS[2])
+  return 0
+end
+if redis.call('ZSCORE', KEYS[4], ARGV[2]) and ARGV[4] == '1' then
+  redis.call('DEL', KEYS[2])
+  return 0
+end
+local timers = redis.call('HGET', KEYS[1], 'tm')
+if timers and timers ~= '' then
+  for m in string.gmatch(timers, '[^\\n]+') do
+    redis.call('ZREM', KEYS[5], m)
+    redis.call('HDEL', KEYS[6], m)
+  end
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('ZREM', KEYS[4], ARGV[2])
+redis.call('DEL', KEYS[2])
+redis.call('LPUSH', KEYS[7], '1')
+redis.call('PEXPIRE', KEYS[7], 2000)
+return 1
+"""
+
+
+class Snapshotter:
+    """Flushes dirty state and evicts idle actors."""
+
+    def __init__(self, *, client: redis.Redis, statestore: StateStore, lease_ms: int, retry_ms: int) -> None:
+        """Use ``client`` (bytes responses) and ``statestore``."""
+        self._redis = client
+        self._store = statestore
+        self._lease_ms = lease_ms
+        self._retry_ms = retry_ms
+        self._clean = client.register_script(_CLEAN)
+        self._evict = client.register_script(_EVICT)
+
+    def flush_due(self, now_ms: int, limit: int = 200) -> int:
+        """Write snapshots that are due; return how many were written."""
+        due = self._redis.zrangebyscore(keys.DIRTY, "-inf", now_ms, start=0, num=limit)
+        return sum(self.flush(m.decode(), now_ms) for m in due)
+
+    def flush_all(self, now_ms: int) -> int:
+        """Write every dirty actor now (graceful shutdown); return how many were written."""
+        members = self._redis.zrange(keys.DIRTY, 0, -1)
+        return sum(self.flush(m.decode(), now_ms) for m in members)
+
+    def flush(self, member: str, now_ms: int) -> bool:
+        """Write one actor's hot state to SQL at its current revision."""
+        system, name = keys.split_member(member)
+        raw, revision, parent = self._redis.hmget(keys.state(system, name), ["s", "r", "p"])
+        if raw is None:
+            self._redis.zrem(keys.DIRTY, member)
+            return False
+        state = actor_pb2.ActorState.FromString(raw)
+        snapshot = Snapshot(
+            system=system,
+            actor=name,
+            revision=int(revision or 0),
+            type_url=state.state.type_url if state.HasField("state") else "",
+            data=state.state.value if state.HasField("state") else b"",
+            tags=dict(state.tags),
+            parent=(parent or b"").decode(),
+        )
+        try:
+            self._store.save(snapshot)
+        except StateStoreError as exc:
+            log.warning("snapshot of %s/%s (revision %s) failed, retrying in %d ms: %s",
+                        system, name, snapshot.revision, self._retry_ms, exc)
+            self._redis.zadd(keys.DIRTY, {member: now_ms + self._retry_ms}, xx=True)
+            return False
+        self._clean(keys=[keys.state(system, name), keys.DIRTY], args=[member, snapshot.revision])
+        return True
+
+    def deactivate_idle(self, now_ms: int, limit: int = 200) -> int:
+        """Evict actors idle past their deactivate timeout; return how many were evicted."""
+        idle = self._redis.zrangebyscore(keys.ACTIVE, "-inf", now_ms, start=0, num=limit)
+        return sum(self.deactivate(m.decode(), now_ms) for m in idle)
+
+    def deactivate(self, member: str, now_ms: int) -> bool:
+        """Flush and evict one actor if it is still idle and not locked by an invocation."""
+        system, name = keys.split_member(member)
+        token = int(self._redis.incr(keys.FENCE))
+        if not self._redis.set(keys.lock(system, name), token, nx=True, px=self._lease_ms):
+            return False  # an invocation is running: not idle
+        dirty = self._redis.zscore(keys.DIRTY, member) is not None
+        if dirty and not self.flush(member, now_ms):
+            self._redis.delete(keys.lock(system, name))
+            return False
+        evicted = bool(
+            self._evict(
+                keys=[
+                    keys.state(system, name), keys.lock(system, name), keys.ACTIVE, keys.DIRTY,
+                    keys.TIMERS, keys.TIMER_PERIODS, keys.wake(system, name),
+                ],
+                args=[token, member, now_ms, "1"],
+            )
+        )
+        if evicted:
+            log.debug("deactivated %s/%s", system, name)
+        return evicted

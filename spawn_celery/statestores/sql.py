@@ -1,0 +1,299 @@
+"""SQL statestore on SQLAlchemy 2.x Core: SQLite, PostgreSQL (psycopg2) and MySQL/MariaDB (pymysql).
+
+Schema management: the two tables are created on first use with ``MetaData.create_all`` (which checks before it
+creates). We chose that over migrations because the schema is two tables that only this module owns, so there is
+nothing for an operator to run; a process losing a creation race just tries again. A future schema change will
+bring a migration tool (Alembic) and a version table.
+
+- ``spawn_snapshots``: the current snapshot, primary key (system, actor).
+- ``spawn_snapshot_history``: one row per saved revision, primary key (system, actor, revision).
+
+Both have the columns ``parent``, ``revision``, ``status``, ``tags`` (JSON text), ``data_type`` (the type URL, in
+clear), ``data`` (Cloak ciphertext; LONGBLOB on MySQL), ``inserted_at`` and ``updated_at`` (UTC). Key columns are
+``VARCHAR(190)`` (MySQL's index limit) and, on MySQL, binary-collated so that names compare as on the others.
+Unlike Spawn we key rows by name, not by an Erlang ``phash2``, so the tables are readable by anyone.
+
+Writes: one transaction per call. ``save`` locks the current row (``SELECT ... FOR UPDATE``; SQLite starts write
+transactions with ``BEGIN IMMEDIATE``, which takes the database's write lock), inserts or updates it unless a
+newer revision is stored, then writes the history row. A concurrent first insert of the same actor, a deadlock or
+a connection dropped mid-way rolls the transaction back and it is tried again (three attempts in all).
+
+Operations: ``pool_pre_ping`` replaces connections a database restart broke; connections inherited over
+``fork()`` (Celery prefork) are dropped in the child, never shared; SQLite runs in WAL mode with a busy timeout,
+so several processes can share one file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Connection, Engine, Row
+
+from spawn_celery.cipher import Cipher
+from spawn_celery.errors import ConfigError, DecryptionError, StateStoreError
+from spawn_celery.statestores.base import NAME_MAX, Snapshot, StateStore
+
+_T = TypeVar("_T")
+_ATTEMPTS = 3
+_CONNECT_TIMEOUT_S = 5
+_SQLITE_BUSY_TIMEOUT_S = 30
+_INSTALL_HINTS = {
+    "postgresql": "use postgresql+psycopg2:// and pip install 'spawn-celery[postgres]'",
+    "mysql": "use mysql+pymysql:// and pip install 'spawn-celery[mysql]'",
+    "mariadb": "use mariadb+pymysql:// and pip install 'spawn-celery[mysql]'",
+}
+_MYSQL = ("mysql", "mariadb")
+_NAME = sa.String(NAME_MAX).with_variant(mysql.VARCHAR(NAME_MAX, charset="utf8mb4", collation="utf8mb4_bin"), *_MYSQL)
+_TIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), *_MYSQL)
+_BLOB = sa.LargeBinary().with_variant(mysql.LONGBLOB(), *_MYSQL)
+
+metadata = sa.MetaData()
+"""The statestore's tables (for tools that want to inspect or create them)."""
+
+
+def _table(name: str, *, history: bool) -> sa.Table:
+    """Declare one of the two tables; they differ only in whether ``revision`` is part of the key."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("system", _NAME, primary_key=True),
+        sa.Column("actor", _NAME, primary_key=True),
+        sa.Column("revision", sa.BigInteger, primary_key=history, nullable=False, autoincrement=False),
+        sa.Column("parent", _NAME, nullable=False),
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("tags", sa.Text, nullable=False),
+        sa.Column("data_type", sa.Text, nullable=False),
+        sa.Column("data", _BLOB, nullable=False),
+        sa.Column("inserted_at", _TIME, nullable=False),
+        sa.Column("updated_at", _TIME, nullable=False),
+        mysql_engine="InnoDB",
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
+    )
+
+
+snapshots = _table("spawn_snapshots", history=False)
+"""The current snapshot of each actor."""
+history = _table("spawn_snapshot_history", history=True)
+"""Every saved revision of each actor."""
+
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _drop_inherited_connections() -> None:
+    """In a forked child, forget the parent's pooled connections without closing the parent's sockets."""
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_drop_inherited_connections)
+
+
+class SqlStateStore(StateStore):
+    """Statestore on any SQLAlchemy URL (SQLite file, PostgreSQL, MySQL/MariaDB). Thread-safe.
+
+    Args:
+        url: a SQLAlchemy URL, e.g. ``sqlite:///spawn.db`` or ``postgresql+psycopg2://user:pw@host/db``.
+        cipher: encrypts ``data`` at rest.
+        pool_size: connections kept open per process (server databases).
+
+    Raises:
+        ConfigError: the URL is malformed or its driver is not installed (the message says what to install).
+    """
+
+    def __init__(self, url: str, *, cipher: Cipher, pool_size: int = 10) -> None:
+        """Build the engine; nothing connects until the first call."""
+        self._cipher = cipher
+        self._engine = _create_engine(url, pool_size)
+        self._where = self._engine.url.render_as_string(hide_password=True)
+        self._ready = False
+        self._ready_lock = threading.Lock()
+        _ENGINES.add(self._engine)
+
+    def save(self, snapshot: Snapshot) -> None:
+        """See :meth:`StateStore.save`."""
+        values: dict[str, Any] = {
+            "parent": snapshot.parent,
+            "revision": snapshot.revision,
+            "status": snapshot.status,
+            "tags": json.dumps(snapshot.tags, sort_keys=True, separators=(",", ":")),
+            "data_type": snapshot.type_url,
+            "data": self._cipher.encrypt(snapshot.data),
+        }
+        ident = {"system": snapshot.system, "actor": snapshot.actor}
+        current = _match(snapshots, **ident)
+        at_revision = (*_match(history, **ident), history.c.revision == snapshot.revision)
+
+        def write(conn: Connection) -> None:
+            now = datetime.now(UTC).replace(tzinfo=None)
+            stored = conn.scalar(sa.select(snapshots.c.revision).where(*current).with_for_update())
+            newer = stored is None or stored <= snapshot.revision
+            if stored is None:
+                conn.execute(snapshots.insert().values(**ident, **values, inserted_at=now, updated_at=now))
+            elif newer:
+                conn.execute(snapshots.update().where(*current).values(**values, updated_at=now))
+            if conn.execute(sa.select(history.c.revision).where(*at_revision).with_for_update()).first() is None:
+                conn.execute(history.insert().values(**ident, **values, inserted_at=now, updated_at=now))
+            elif newer:
+                conn.execute(history.update().where(*at_revision).values(**values, updated_at=now))
+
+        self._run("save", write, write=True)
+
+    def load(self, system: str, actor: str) -> Snapshot | None:
+        """See :meth:`StateStore.load`."""
+        query = sa.select(snapshots).where(*_match(snapshots, system, actor))
+        return self._snapshot(self._run("load", lambda conn: conn.execute(query).first()))
+
+    def load_revision(self, system: str, actor: str, revision: int) -> Snapshot | None:
+        """See :meth:`StateStore.load_revision`."""
+        query = sa.select(history).where(*_match(history, system, actor), history.c.revision == revision)
+        return self._snapshot(self._run("load_revision", lambda conn: conn.execute(query).first()))
+
+    def revisions(self, system: str, actor: str) -> list[int]:
+        """See :meth:`StateStore.revisions`."""
+        query = sa.select(history.c.revision).where(*_match(history, system, actor)).order_by(history.c.revision)
+        return self._run("revisions", lambda conn: [int(rev) for rev in conn.execute(query).scalars()])
+
+    def delete(self, system: str, actor: str) -> None:
+        """See :meth:`StateStore.delete`."""
+
+        def remove(conn: Connection) -> None:
+            conn.execute(history.delete().where(*_match(history, system, actor)))
+            conn.execute(snapshots.delete().where(*_match(snapshots, system, actor)))
+
+        self._run("delete", remove, write=True)
+
+    def ping(self) -> None:
+        """See :meth:`StateStore.ping`."""
+        self._run("ping", lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one(), tables=False)
+
+    def close(self) -> None:
+        """See :meth:`StateStore.close`."""
+        self._engine.dispose()
+
+    def _snapshot(self, row: Row[Any] | None) -> Snapshot | None:
+        """Decrypt a table row into a snapshot."""
+        if row is None:
+            return None
+        try:
+            data = self._cipher.decrypt(bytes(row.data))
+        except DecryptionError as exc:
+            raise DecryptionError(f"state of {row.system}/{row.actor} revision {row.revision}: {exc}") from None
+        return Snapshot(
+            system=row.system,
+            actor=row.actor,
+            revision=int(row.revision),
+            type_url=row.data_type,
+            data=data,
+            tags=json.loads(row.tags),
+            parent=row.parent,
+            status=row.status,
+            updated_at=row.updated_at.replace(tzinfo=UTC),
+        )
+
+    def _run(self, what: str, work: Callable[[Connection], _T], *, write: bool = False, tables: bool = True) -> _T:
+        """Run ``work`` in one transaction, retrying transient failures; map database errors to StateStoreError."""
+        if tables:
+            self._create_tables()
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                with self._engine.connect() as conn:
+                    conn.execution_options(spawn_write=write)
+                    with conn.begin():
+                        return work(conn)
+            except sa.exc.SQLAlchemyError as exc:
+                if attempt == _ATTEMPTS or not _transient(exc):
+                    raise StateStoreError(f"statestore {what} failed on {self._where}: {_reason(exc)}") from exc
+                time.sleep(0.005 * attempt)
+        raise AssertionError("unreachable")
+
+    def _create_tables(self) -> None:
+        """Create the tables once per store, in a write transaction (another process may be doing the same)."""
+        if self._ready:
+            return
+        with self._ready_lock:
+            if not self._ready:
+                self._run("creating tables", metadata.create_all, write=True, tables=False)
+                self._ready = True
+
+
+def _match(table: sa.Table, system: str, actor: str) -> tuple[sa.ColumnElement[bool], ...]:
+    """Conditions selecting one actor's rows."""
+    return (table.c.system == system, table.c.actor == actor)
+
+
+def _transient(exc: sa.exc.SQLAlchemyError) -> bool:
+    """Whether trying again can succeed: insert race, deadlock, serialization, dropped link, CREATE race."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    code = getattr(exc.orig, "pgcode", None) or (exc.orig.args[0] if exc.orig and exc.orig.args else None)
+    return exc.connection_invalidated or code in ("40001", "40P01", "42P07", 1050, 1205, 1213)
+
+
+def _reason(exc: sa.exc.SQLAlchemyError) -> str:
+    """The driver's message on one line, without SQL text or bound parameters (they hold ciphertext)."""
+    text = str(exc.orig) if isinstance(exc, sa.exc.DBAPIError) else str(exc)
+    return " ".join(text.split())[:500] or type(exc).__name__
+
+
+def _create_engine(url: str, pool_size: int) -> Engine:
+    """Build an engine with timeouts and the per-dialect settings the store relies on."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError("SPAWN_DATABASE_URL", url, f"is not a SQLAlchemy URL ({exc})") from None
+    backend = parsed.get_backend_name()
+    options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": pool_size}
+    if backend == "sqlite":
+        options["connect_args"] = {"timeout": _SQLITE_BUSY_TIMEOUT_S}
+    elif backend in ("postgresql", *_MYSQL):
+        options["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT_S}
+    if backend in _MYSQL:
+        options["isolation_level"] = "READ COMMITTED"  # no gap locks, so concurrent first saves do not deadlock
+        if "charset" not in parsed.query:
+            parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        engine = sa.create_engine(parsed, **options)
+    except ImportError as exc:
+        hint = _INSTALL_HINTS.get(backend, "install the DBAPI driver named in the URL")
+        raise ConfigError("SPAWN_DATABASE_URL", shown, f"its driver is not installed ({exc.name}): {hint}") from None
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, TypeError) as exc:
+        raise ConfigError("SPAWN_DATABASE_URL", shown, f"cannot be used: {exc}") from None
+    if backend == "sqlite":
+        _sqlite_transactions(engine)
+    return engine
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    """Let SQLAlchemy issue BEGIN (IMMEDIATE for writes) instead of sqlite3, and enable WAL on each connection."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # sqlite3 must not start transactions on its own
+        for _ in range(500):  # switching a new file to WAL fails at once, ignoring the busy timeout, while
+            try:  # another connection holds a lock on it: wait a little and try again
+                dbapi_connection.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+                time.sleep(0.01)
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A write transaction takes the write lock at BEGIN, so it never has to upgrade a read lock (which fails
+        # at once with "database is locked" under WAL instead of waiting for the busy timeout).
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("spawn_write") else "BEGIN")

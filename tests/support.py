@@ -1,0 +1,126 @@
+"""Test support: real worker processes and settings for tests (no mocks: real Redis, real Celery workers)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from spawn_celery.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_settings(tmp: Path, *, redis_db: int = 1, **overrides: object) -> Settings:
+    """Settings for a test run: its own Redis database number, a SQLite statestore under ``tmp``, a fresh key."""
+    values: dict[str, object] = {
+        "redis_url": f"redis://127.0.0.1:6379/{redis_db}",
+        "database_url": f"sqlite:///{tmp / 'spawn.db'}",
+        "statestore_key": base64.b64encode(os.urandom(32)).decode(),
+        "visibility_timeout_s": 10,
+        "tick_ms": 20,
+        "invoke_timeout_ms": 20_000,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process build the same ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPAWN_", "PROXY_", "USER_FUNCTION_"))}
+    env.update(
+        SPAWN_REDIS_URL=settings.redis_url,
+        SPAWN_DATABASE_URL=settings.database_url,
+        SPAWN_STATESTORE_KEY=settings.statestore_key,
+        SPAWN_VISIBILITY_TIMEOUT_S=str(settings.visibility_timeout_s),
+        SPAWN_TICK_MS=str(settings.tick_ms),
+        SPAWN_LOCK_LEASE_MS=str(settings.lock_lease_ms),
+        SPAWN_INVOKE_TIMEOUT_MS=str(settings.invoke_timeout_ms),
+        SPAWN_MAX_CHAIN_DEPTH=str(settings.max_chain_depth),
+        SPAWN_LOG_LEVEL="INFO",
+        PYTHONPATH=str(ROOT),
+    )
+    if settings.broker_url:
+        env["SPAWN_BROKER_URL"] = settings.broker_url
+    return env
+
+
+def flush_redis(settings: Settings) -> None:
+    """Empty the test's Redis database."""
+    redis.Redis.from_url(settings.redis_url).flushdb()
+
+
+@dataclass
+class WorkerProcess:
+    """A real ``spawn-celery worker`` subprocess."""
+
+    settings: Settings
+    app: str = "tests.apps:system"
+    concurrency: int = 2
+    log_path: Path | None = None
+    extra_args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> WorkerProcess:
+        """Start the worker and wait until it consumes."""
+        args = [sys.executable, "-m", "spawn_celery.cli", "worker", "-c", str(self.concurrency), *self.extra_args]
+        if self.app:
+            args += ["--app", self.app]
+        if self.log_path is None:
+            import tempfile
+
+            self.log_path = Path(tempfile.mkstemp(prefix="spawn-worker-", suffix=".log")[1])
+        start_size = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen(args, env=env_of(self.settings), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}; log: {self.log_path}")
+            if b" ready." in self.log_path.read_bytes()[start_size:]:
+                return self
+            time.sleep(0.1)
+        raise RuntimeError(f"worker not ready in {timeout} s; log: {self.log_path}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Send ``sig`` and wait for exit; return the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return -9
+
+    def kill(self) -> None:
+        """SIGKILL the worker's main process and its pool children."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        children = _children(self.proc.pid)
+        self.proc.kill()
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(10)
+
+    def pool_pids(self) -> list[int]:
+        """PIDs of the pool processes."""
+        return _children(self.proc.pid) if self.proc else []
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
+    except FileNotFoundError:
+        return []
+    return [int(p) for p in out.split()]

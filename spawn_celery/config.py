@@ -105,6 +105,13 @@ class Settings:
         """Return a copy with some fields changed (tests and CLI flags)."""
         return dataclasses.replace(self, **changes)
 
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that make a child process build these same settings."""
+        env = {var: str(getattr(self, attr)) for attr, var in {**_STRS, **_INTS}.items() if getattr(self, attr) != ""}
+        env["SPAWN_DATABASE_URL"] = self.database_url
+        env["SPAWN_LOG_LEVEL"] = self.log_level
+        return env
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``environ`` (default: ``os.environ``).
@@ -113,39 +120,7 @@ class Settings:
             ConfigError: a variable has a malformed value; the message names it.
         """
         env = os.environ if environ is None else environ
-        ints = {
-            "database_pool_size": "PROXY_DATABASE_POOL_SIZE",
-            "http_port": "PROXY_HTTP_PORT",
-            "user_function_port": "USER_FUNCTION_PORT",
-            "host_timeout_ms": "SPAWN_HOST_TIMEOUT_MS",
-            "invoke_timeout_ms": "SPAWN_INVOKE_TIMEOUT_MS",
-            "lock_lease_ms": "SPAWN_LOCK_LEASE_MS",
-            "lock_wait_ms": "SPAWN_LOCK_WAIT_MS",
-            "dedupe_ttl_s": "SPAWN_DEDUPE_TTL_S",
-            "max_chain_depth": "SPAWN_MAX_CHAIN_DEPTH",
-            "visibility_timeout_s": "SPAWN_VISIBILITY_TIMEOUT_S",
-            "tick_ms": "SPAWN_TICK_MS",
-            "snapshot_retry_ms": "SPAWN_SNAPSHOT_RETRY_MS",
-            "worker_concurrency": "SPAWN_WORKER_CONCURRENCY",
-            "metrics_port": "SPAWN_METRICS_PORT",
-            "max_body_bytes": "SPAWN_MAX_BODY_BYTES",
-        }
-        strs = {
-            "redis_url": "SPAWN_REDIS_URL",
-            "broker_url": "SPAWN_BROKER_URL",
-            "result_backend": "SPAWN_RESULT_BACKEND",
-            "statestore_key": "SPAWN_STATESTORE_KEY",
-            "statestore_old_keys": "SPAWN_STATESTORE_OLD_KEYS",
-            "statestore_key_id": "SPAWN_STATESTORE_KEY_ID",
-            "actor_system": "PROXY_ACTOR_SYSTEM_NAME",
-            "http_host": "PROXY_HTTP_HOST",
-            "user_function_host": "USER_FUNCTION_HOST",
-            "metrics_dir": "PROMETHEUS_MULTIPROC_DIR",
-            "auth_basic": "SPAWN_AUTH_BASIC",
-            "auth_jwt_secret": "SPAWN_AUTH_JWT_SECRET",
-            "auth_jwt_public_key": "SPAWN_AUTH_JWT_PUBLIC_KEY",
-            "acl_file": "SPAWN_ACL_FILE",
-        }
+        ints, strs = _INTS, _STRS
         values: dict[str, Any] = {}
         for attr, var in strs.items():
             if env.get(var):
@@ -165,6 +140,41 @@ class Settings:
         values["database_url"] = _database_url(env)
         values["extra"] = {k: v for k, v in env.items() if k.startswith("SPAWN_")}
         return cls(**values)
+
+
+_INTS = {
+    "database_pool_size": "PROXY_DATABASE_POOL_SIZE",
+    "http_port": "PROXY_HTTP_PORT",
+    "user_function_port": "USER_FUNCTION_PORT",
+    "host_timeout_ms": "SPAWN_HOST_TIMEOUT_MS",
+    "invoke_timeout_ms": "SPAWN_INVOKE_TIMEOUT_MS",
+    "lock_lease_ms": "SPAWN_LOCK_LEASE_MS",
+    "lock_wait_ms": "SPAWN_LOCK_WAIT_MS",
+    "dedupe_ttl_s": "SPAWN_DEDUPE_TTL_S",
+    "max_chain_depth": "SPAWN_MAX_CHAIN_DEPTH",
+    "visibility_timeout_s": "SPAWN_VISIBILITY_TIMEOUT_S",
+    "tick_ms": "SPAWN_TICK_MS",
+    "snapshot_retry_ms": "SPAWN_SNAPSHOT_RETRY_MS",
+    "worker_concurrency": "SPAWN_WORKER_CONCURRENCY",
+    "metrics_port": "SPAWN_METRICS_PORT",
+    "max_body_bytes": "SPAWN_MAX_BODY_BYTES",
+}
+_STRS = {
+    "redis_url": "SPAWN_REDIS_URL",
+    "broker_url": "SPAWN_BROKER_URL",
+    "result_backend": "SPAWN_RESULT_BACKEND",
+    "statestore_key": "SPAWN_STATESTORE_KEY",
+    "statestore_old_keys": "SPAWN_STATESTORE_OLD_KEYS",
+    "statestore_key_id": "SPAWN_STATESTORE_KEY_ID",
+    "actor_system": "PROXY_ACTOR_SYSTEM_NAME",
+    "http_host": "PROXY_HTTP_HOST",
+    "user_function_host": "USER_FUNCTION_HOST",
+    "metrics_dir": "PROMETHEUS_MULTIPROC_DIR",
+    "auth_basic": "SPAWN_AUTH_BASIC",
+    "auth_jwt_secret": "SPAWN_AUTH_JWT_SECRET",
+    "auth_jwt_public_key": "SPAWN_AUTH_JWT_PUBLIC_KEY",
+    "acl_file": "SPAWN_ACL_FILE",
+}
 
 
 def _database_url(env: Mapping[str, str]) -> str:

@@ -35,20 +35,8 @@ def make_settings(tmp: Path, *, redis_db: int = 1, **overrides: object) -> Setti
 def env_of(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process build the same ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPAWN_", "PROXY_", "USER_FUNCTION_"))}
-    env.update(
-        SPAWN_REDIS_URL=settings.redis_url,
-        SPAWN_DATABASE_URL=settings.database_url,
-        SPAWN_STATESTORE_KEY=settings.statestore_key,
-        SPAWN_VISIBILITY_TIMEOUT_S=str(settings.visibility_timeout_s),
-        SPAWN_TICK_MS=str(settings.tick_ms),
-        SPAWN_LOCK_LEASE_MS=str(settings.lock_lease_ms),
-        SPAWN_INVOKE_TIMEOUT_MS=str(settings.invoke_timeout_ms),
-        SPAWN_MAX_CHAIN_DEPTH=str(settings.max_chain_depth),
-        SPAWN_LOG_LEVEL="INFO",
-        PYTHONPATH=str(ROOT),
-    )
-    if settings.broker_url:
-        env["SPAWN_BROKER_URL"] = settings.broker_url
+    env.update(settings.to_env())
+    env["PYTHONPATH"] = str(ROOT)
     return env
 
 
@@ -78,8 +66,8 @@ class WorkerProcess:
 
             self.log_path = Path(tempfile.mkstemp(prefix="spawn-worker-", suffix=".log")[1])
         start_size = self.log_path.stat().st_size if self.log_path.exists() else 0
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen(args, env=env_of(self.settings), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(args, env=env_of(self.settings), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -1,4 +1,4 @@
-"""``spawn-celery k8s render``: print the Kubernetes manifests of a configuration as multi-document YAML.
+r"""``spawn-celery k8s render``: print the Kubernetes manifests of a configuration as multi-document YAML.
 
 Example::
 
@@ -22,14 +22,13 @@ import yaml
 from spawn_celery.config import Settings
 from spawn_celery.errors import ConfigError
 from spawn_celery.k8s import objects as o
+from spawn_celery.k8s.objects import ACTIVATOR_IMAGE, GATEWAY_IMAGE, WORKER_IMAGE
 from spawn_celery.k8s.render import (
-    ACTIVATOR_IMAGE,
     DEFAULT_APP,
-    GATEWAY_IMAGE,
-    WORKER_IMAGE,
     StackConfig,
     WorkerGroup,
     render_stack,
+    to_yaml,
 )
 
 
@@ -47,17 +46,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     render.add_argument("--redis-url", default="redis://redis:6379/0", help="SPAWN_REDIS_URL inside the cluster")
     render.add_argument("--no-redis", action="store_true", help="omit the development Redis (use a managed one)")
     render.add_argument("--gateway-replicas", type=int, default=2)
-    render.add_argument("--worker-group", action="append", default=[], metavar="NAME[=ACTOR,...]",
-                        help="a worker Deployment consuming those actors' queues (none listed: all); repeatable")
+    render.add_argument(
+        "--worker-group",
+        action="append",
+        default=[],
+        metavar="NAME[=ACTOR,...]",
+        help="a worker Deployment consuming those actors' queues (none listed: all); repeatable",
+    )
     render.add_argument("--workers-min", type=int, default=1, help="HPA minReplicas of each worker group")
     render.add_argument("--workers-max", type=int, default=10, help="HPA maxReplicas of each worker group")
     render.add_argument("--concurrency", type=int, default=0, help="worker processes per pod (0 = CPUs)")
     render.add_argument("--cpu-percent", type=int, default=80, help="HPA CPU Utilization target")
     render.add_argument("--memory-percent", type=int, default=80, help="HPA memory Utilization target")
-    render.add_argument("--activator", action="append", default=[], type=Path, metavar="FILE",
-                        help="an Activator manifest (Cron or AMQP) to deploy; repeatable")
-    render.add_argument("--with-secret", action="store_true",
-                        help="also print the Secret from SPAWN_STATESTORE_KEY and SPAWN_DATABASE_URL (dev only)")
+    render.add_argument(
+        "--activator",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="an Activator manifest (Cron or AMQP) to deploy; repeatable",
+    )
+    render.add_argument(
+        "--with-secret",
+        action="store_true",
+        help="also print the Secret from SPAWN_STATESTORE_KEY and SPAWN_DATABASE_URL (dev only)",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -67,7 +80,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         ConfigError: a flag or a manifest file is wrong; the message names it.
     """
     docs = render_stack(stack_config(args, settings))
-    sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False))
+    sys.stdout.write(to_yaml(docs))
     return 0
 
 
@@ -78,11 +91,19 @@ def stack_config(args: argparse.Namespace, settings: Settings) -> StackConfig:
         ConfigError: a flag or a manifest file is wrong.
     """
     if args.workers_min < 1 or args.workers_max < args.workers_min:
-        raise ConfigError("--workers-min/--workers-max", f"{args.workers_min}/{args.workers_max}",
-                          "need 1 <= min <= max")
+        raise ConfigError(
+            "--workers-min/--workers-max", f"{args.workers_min}/{args.workers_max}", "need 1 <= min <= max"
+        )
     groups = tuple(
-        WorkerGroup(name=name, actors=actors, min_replicas=args.workers_min, max_replicas=args.workers_max,
-                    concurrency=args.concurrency, cpu_percent=args.cpu_percent, memory_percent=args.memory_percent)
+        WorkerGroup(
+            name=name,
+            actors=actors,
+            min_replicas=args.workers_min,
+            max_replicas=args.workers_max,
+            concurrency=args.concurrency,
+            cpu_percent=args.cpu_percent,
+            memory_percent=args.memory_percent,
+        )
         for name, actors in (_parse_group(text) for text in args.worker_group or ["default"])
     )
     system = args.system or settings.actor_system
@@ -97,13 +118,21 @@ def stack_config(args: argparse.Namespace, settings: Settings) -> StackConfig:
     secret: dict[str, str] | None = None
     if args.with_secret:
         if not settings.statestore_key:
-            raise ConfigError("SPAWN_STATESTORE_KEY", "", "is required with --with-secret (make one: spawn-celery keygen)")
+            raise ConfigError("SPAWN_STATESTORE_KEY", "", "is required with --with-secret (spawn-celery keygen)")
         secret = {"SPAWN_STATESTORE_KEY": settings.statestore_key, "SPAWN_DATABASE_URL": settings.database_url}
     return StackConfig(
-        system=system, namespace=args.namespace, gateway_image=args.image or args.gateway_image,
-        worker_image=args.image or args.worker_image, activator_image=args.image or args.activator_image, app=args.app, config=config, secret_data=secret,
-        gateway_replicas=args.gateway_replicas, workers=groups,
-        activators=tuple(_load_activator(path) for path in args.activator), with_redis=not args.no_redis,
+        system=system,
+        namespace=args.namespace,
+        gateway_image=args.image or args.gateway_image,
+        worker_image=args.image or args.worker_image,
+        activator_image=args.image or args.activator_image,
+        app=args.app,
+        config=config,
+        secret_data=secret,
+        gateway_replicas=args.gateway_replicas,
+        workers=groups,
+        activators=tuple(_load_activator(path) for path in args.activator),
+        with_redis=not args.no_redis,
     )
 
 

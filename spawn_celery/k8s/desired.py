@@ -15,11 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from spawn_celery.errors import ConfigError
 from spawn_celery.k8s import objects as o
-from spawn_celery.k8s.render import ACTIVATOR_IMAGE, WORKER_IMAGE, activator_command, activator_pod
+from spawn_celery.k8s import scaling
+from spawn_celery.k8s.objects import ACTIVATOR_IMAGE, WORKER_IMAGE
 from spawn_celery.keys import queue as actor_queue
 
 GROUP = "spawn-eigr.io"
@@ -31,8 +30,14 @@ APP_PORT_ANNOTATION = "spawn-eigr.io/app-port"
 SIDECAR_IMAGE_ANNOTATION = "spawn-eigr.io/sidecar-image-tag"
 DEFAULT_SYSTEM = "spawn-system"
 MANAGER = "spawn-celery-operator"
-_DB_TYPES = {"postgres": "postgres", "postgresql": "postgres", "mysql": "mysql", "mariadb": "mariadb",
-             "sqlite": "sqlite", "native": "sqlite"}
+_DB_TYPES = {
+    "postgres": "postgres",
+    "postgresql": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mariadb",
+    "sqlite": "sqlite",
+    "native": "sqlite",
+}
 _SECRET_KEYS = (  # env var <- key of the statestore credentials Secret; only encryptionKey is required
     ("SPAWN_STATESTORE_KEY", "encryptionKey", False),
     ("PROXY_DATABASE_USERNAME", "username", True),
@@ -93,8 +98,11 @@ def system_settings(system: Mapping[str, Any]) -> dict[str, str]:
         "SPAWN_METRICS_PORT": str(o.METRICS_PORT),
         "PROMETHEUS_MULTIPROC_DIR": "/tmp/prometheus",
     }
-    for var, key in (("PROXY_DATABASE_HOST", "host"), ("PROXY_DATABASE_PORT", "port"), ("PROXY_DATABASE_NAME",
-                                                                                       "database")):
+    for var, key in (
+        ("PROXY_DATABASE_HOST", "host"),
+        ("PROXY_DATABASE_PORT", "port"),
+        ("PROXY_DATABASE_NAME", "database"),
+    ):
         if key in store:
             data[var] = str(store[key])
     redis = spec.get("redis", {})
@@ -125,9 +133,7 @@ def system_env(system: Mapping[str, Any], *, statestore: bool = True) -> list[o.
     return env
 
 
-def host_objects(
-    host: Mapping[str, Any], system: Mapping[str, Any], defaults: OperatorDefaults
-) -> list[o.Manifest]:
+def host_objects(host: Mapping[str, Any], system: Mapping[str, Any], defaults: OperatorDefaults) -> list[o.Manifest]:
     """Return the worker Deployment of an ActorHost, plus its HPA when ``spec.autoscaler`` is set."""
     meta, spec = host["metadata"], host.get("spec", {})
     name, namespace, system_name = meta["name"], meta["namespace"], system["metadata"]["name"]
@@ -150,16 +156,36 @@ def host_objects(
         o.CHECKSUM_ANNOTATION: o.checksum(system_settings(system), env),
         **o.metrics_annotations(o.METRICS_PORT),
     }
-    docs = [o.deployment(name=name, namespace=namespace, obj_labels=obj_labels, pod_spec=pod, replicas=replicas,
-                         pod_annotations=annotations, owner_references=owners, max_surge="50%")]
+    docs = [
+        o.deployment(
+            name=name,
+            namespace=namespace,
+            obj_labels=obj_labels,
+            pod_spec=pod,
+            replicas=replicas,
+            pod_annotations=annotations,
+            owner_references=owners,
+            max_surge="50%",
+        )
+    ]
     if autoscaler:
         low = int(autoscaler.get("min", 1))
         high = int(autoscaler.get("max", max(low, int(spec.get("replicas", 1)), 4)))
-        memory = o.memory_target(autoscaler.get("averageMemoryUtilizationPercentage"),
-                                 autoscaler.get("averageMemoryUtilizationValue"))
-        docs.append(o.hpa(name=name, namespace=namespace, obj_labels=obj_labels, min_replicas=low,
-                          max_replicas=high, cpu_percent=int(autoscaler.get("averageCpuUtilizationPercentage", 80)),
-                          memory=memory, owner_references=owners))
+        memory = scaling.memory_target(
+            autoscaler.get("averageMemoryUtilizationPercentage"), autoscaler.get("averageMemoryUtilizationValue")
+        )
+        docs.append(
+            scaling.hpa(
+                name=name,
+                namespace=namespace,
+                obj_labels=obj_labels,
+                min_replicas=low,
+                max_replicas=high,
+                cpu_percent=int(autoscaler.get("averageCpuUtilizationPercentage", 80)),
+                memory=memory,
+                owner_references=owners,
+            )
+        )
     return docs
 
 
@@ -182,8 +208,9 @@ def _host_containers(
     mounts = list(host_spec.get("volumeMounts") or [])
     resources = host_spec.get("resources")
     if host_spec.get("app"):  # Python actors in-process: the user image is a worker image with their code
-        worker = o.worker_container(image=host_spec["image"], args=args, env_sources=sources, env=env + user_env,
-                                    resources=resources)
+        worker = o.worker_container(
+            image=host_spec["image"], args=args, env_sources=sources, env=env + user_env, resources=resources
+        )
         worker["volumeMounts"] += mounts
         return [worker], True
     ports = list(host_spec.get("ports") or [])
@@ -206,8 +233,10 @@ def _host_containers(
         actorhost["ports"] = ports
     if mounts:
         actorhost["volumeMounts"] = mounts
-    sidecar_env = [{"name": "USER_FUNCTION_HOST", "value": "127.0.0.1"}, {"name": "USER_FUNCTION_PORT",
-                                                                        "value": app_port}]
+    sidecar_env = [
+        {"name": "USER_FUNCTION_HOST", "value": "127.0.0.1"},
+        {"name": "USER_FUNCTION_PORT", "value": app_port},
+    ]
     image = str(annotations.get(SIDECAR_IMAGE_ANNOTATION) or defaults.worker_image)
     worker = o.worker_container(image=image, args=args, env_sources=sources, env=env + sidecar_env)
     worker["securityContext"] = {**worker["securityContext"], "runAsUser": o.UID, "runAsGroup": o.UID}
@@ -227,73 +256,14 @@ def _host_pod(spec: Mapping[str, Any], host_spec: Mapping[str, Any], containers:
     if pull_secret:
         pod["imagePullSecrets"] = [{"name": pull_secret}]
     affinity = spec.get("affinity") or topology.get("affinity")
-    for key, value in (("affinity", affinity), ("nodeSelector", topology.get("nodeSelector")),
-                       ("tolerations", topology.get("tolerations"))):
+    for key, value in (
+        ("affinity", affinity),
+        ("nodeSelector", topology.get("nodeSelector")),
+        ("tolerations", topology.get("tolerations")),
+    ):
         if value:
             pod[key] = value
     return pod
-
-
-def activator_objects(
-    activator: Mapping[str, Any], system: Mapping[str, Any], defaults: OperatorDefaults
-) -> list[o.Manifest]:
-    """Return the manifest ConfigMap and Deployment of an Activator (none for ``Api``: the gateway serves it)."""
-    meta, spec = activator["metadata"], activator.get("spec", {})
-    settings = spec.get("activator") or {}
-    if str(settings.get("type", "")).lower() == "api":
-        return []
-    try:
-        command = activator_command(activator)
-    except ValueError as exc:
-        raise ConfigError("spec.activator.type", str(settings.get("type", "")), str(exc)) from None
-    check_bindings(spec, command)
-    system_name = system["metadata"]["name"]
-    name, namespace = f"{meta['name']}-activator", meta["namespace"]
-    obj_labels = {**o.labels(name, "activator", system_name), o.MANAGED_BY_LABEL: MANAGER}
-    owners = [o.owner_reference(activator)]
-    manifest = {
-        "apiVersion": API_VERSION,
-        "kind": "Activator",
-        "metadata": {"name": meta["name"], "namespace": namespace, "annotations": {SYSTEM_ANNOTATION: system_name}},
-        "spec": spec,
-    }
-    text = yaml.safe_dump(manifest, sort_keys=False)
-    sources = o.env_from(config_map_name(system_name))
-    amqp_secret = settings.get("paramsSecretRef") or (settings.get("settings") or {}).get("credentialsSecretRef")
-    if amqp_secret:
-        sources.append({"prefix": "SPAWN_AMQP_", "secretRef": {"name": amqp_secret}})
-    pod = activator_pod(image=str(settings.get("image") or defaults.activator_image), command=command,
-                        config_map=name, env_sources=sources)
-    pod["containers"][0]["env"] = system_env(system, statestore=False)
-    if not pod["containers"][0]["env"]:
-        del pod["containers"][0]["env"]
-    pod["securityContext"] = o.pod_security()
-    cm = o.config_map(name, namespace, obj_labels, {"activator.yaml": text})
-    cm["metadata"]["ownerReferences"] = owners
-    replicas = int(settings.get("replicas", 2 if command == "cron" else 1))
-    annotations = {o.CHECKSUM_ANNOTATION: o.checksum(system_settings(system), text)}
-    return [cm, o.deployment(name=name, namespace=namespace, obj_labels=obj_labels, pod_spec=pod, replicas=replicas,
-                             pod_annotations=annotations, owner_references=owners)]
-
-
-def check_bindings(spec: Mapping[str, Any], command: str) -> None:
-    """Check what the CRD schema cannot: per-type source fields and sink bindings that name real sources.
-
-    Raises:
-        ConfigError: naming the offending field.
-    """
-    bindings = spec.get("bindings") or {}
-    sources = bindings.get("sources") or []
-    needed = "expr" if command == "cron" else "queue"
-    for i, source in enumerate(sources):
-        if not source.get(needed):
-            raise ConfigError(f"spec.bindings.sources[{i}].{needed}", "", f"is required for a {command} activator")
-    names = {s.get("name") for s in sources}
-    for i, sink in enumerate(bindings.get("sinks") or []):
-        for j, ref in enumerate(sink.get("binding") or []):
-            if ref.get("name") not in names:
-                raise ConfigError(f"spec.bindings.sinks[{i}].binding[{j}].name", str(ref.get("name")),
-                                  f"names no source; sources are {sorted(str(n) for n in names)}")
 
 
 def _bool(value: Any) -> str:

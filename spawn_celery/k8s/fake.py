@@ -71,14 +71,16 @@ class FakeCluster:
         if (kind, namespace, name) in self.objects:
             raise ApiException(status=409, reason=f"{kind} {namespace}/{name} already exists")
         self._validate(kind, obj)
-        meta.update(namespace=namespace, uid=f"uid-{next(self._uids)}", generation=1,
-                    creationTimestamp="2026-01-01T00:00:00Z")
+        meta.update(
+            namespace=namespace, uid=f"uid-{next(self._uids)}", generation=1, creationTimestamp="2026-01-01T00:00:00Z"
+        )
         if kind == "Deployment":
             _deployment_defaults(obj)
         return self._store("create", kind, obj)
 
-    def patch(self, kind: str, namespace: str, name: str, body: Any, content_type: str | None,
-              *, status: bool = False) -> dict[str, Any]:
+    def patch(
+        self, kind: str, namespace: str, name: str, body: Any, content_type: str | None, *, status: bool = False
+    ) -> dict[str, Any]:
         """Apply a JSON merge patch (415 for any other patch type), to the status only when ``status``."""
         if content_type != MERGE_PATCH or not isinstance(body, dict):
             raise ApiException(status=415, reason=f"unsupported patch content type {content_type!r}")
@@ -221,29 +223,49 @@ class FakeCustomObjectsApi:
         """Serve ``cluster``."""
         self.cluster = cluster
 
-    def get_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, name: str,
-                                     **_: Any) -> dict[str, Any]:
+    def get_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, name: str, **_: Any
+    ) -> dict[str, Any]:
         """Return one resource (404 when missing)."""
         return self.cluster.get(_KINDS[plural], namespace, name)
 
-    def create_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str,
-                                        body: dict[str, Any], **_: Any) -> dict[str, Any]:
+    def create_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, body: dict[str, Any], **_: Any
+    ) -> dict[str, Any]:
         """Create a resource (409 when it exists); ``status`` in the body is dropped, as the server does."""
         return self.cluster.create(_KINDS[plural], namespace, {k: v for k, v in body.items() if k != "status"})
 
-    def patch_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, name: str,
-                                       body: Any, _content_type: str | None = None, **_: Any) -> dict[str, Any]:
+    def patch_namespaced_custom_object(
+        self,
+        group: str,
+        version: str,
+        namespace: str,
+        plural: str,
+        name: str,
+        body: Any,
+        _content_type: str | None = None,
+        **_: Any,
+    ) -> dict[str, Any]:
         """Merge-patch a resource's spec/metadata (status is ignored: it has its own subresource)."""
         return self.cluster.patch(_KINDS[plural], namespace, name, body, _content_type)
 
-    def patch_namespaced_custom_object_status(self, group: str, version: str, namespace: str, plural: str,
-                                              name: str, body: Any, _content_type: str | None = None,
-                                              **_: Any) -> dict[str, Any]:
+    def patch_namespaced_custom_object_status(
+        self,
+        group: str,
+        version: str,
+        namespace: str,
+        plural: str,
+        name: str,
+        body: Any,
+        _content_type: str | None = None,
+        **_: Any,
+    ) -> dict[str, Any]:
         """Merge-patch the status subresource only."""
         return self.cluster.patch(_KINDS[plural], namespace, name, body, _content_type, status=True)
 
-    def delete_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, name: str,
-                                        **_: Any) -> None:
+    def delete_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, name: str, **_: Any
+    ) -> None:
         """Delete a resource and garbage-collect what it owns."""
         self.cluster.delete(_KINDS[plural], namespace, name)
 
@@ -253,8 +275,9 @@ class FakeCustomObjectsApi:
         items = [copy.deepcopy(v) for (k, _ns, _n), v in sorted(self.cluster.objects.items()) if k == kind]
         return {"items": items, "metadata": {"resourceVersion": self.cluster.revision()}}
 
-    def list_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str,
-                                      **_: Any) -> dict[str, Any]:
+    def list_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, **_: Any
+    ) -> dict[str, Any]:
         """List a kind in one namespace."""
         listing = self.list_cluster_custom_object(group, version, plural)
         listing["items"] = [i for i in listing["items"] if i["metadata"]["namespace"] == namespace]

@@ -37,6 +37,10 @@ GATEWAY_GRACE_S = GATEWAY_PRESTOP_S + GATEWAY_DRAIN_S + 5
 UID = 10001
 """The non-root user of our images (see the Dockerfiles)."""
 ACTIVATOR_MANIFEST_PATH = "/etc/spawn/activator.yaml"
+GATEWAY_IMAGE = "spawn-celery-web:0.1.0"
+WORKER_IMAGE = "spawn-celery-worker:0.1.0"
+ACTIVATOR_IMAGE = "spawn-celery-activator:0.1.0"
+"""Images built from web/, workers/ and activators/ (the package is the same; extras and commands differ)."""
 
 
 def labels(instance: str, component: str, system: str) -> dict[str, str]:
@@ -144,7 +148,15 @@ def worker_container(
     name: str = "worker",
 ) -> Manifest:
     """Return a worker container: metrics port, probes on it, restricted security, ``/tmp`` mounted."""
-    probe = {"httpGet": {"path": "/metrics", "port": "metrics"}, "timeoutSeconds": 5}
+
+    def probe(period: int, failures: int) -> Manifest:
+        return {
+            "httpGet": {"path": "/metrics", "port": "metrics"},
+            "timeoutSeconds": 5,
+            "periodSeconds": period,
+            "failureThreshold": failures,
+        }
+
     container: Manifest = {
         "name": name,
         "image": image,
@@ -153,8 +165,8 @@ def worker_container(
         "envFrom": env_sources,
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
         "resources": resources or default_resources(),
-        "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 60},
-        "livenessProbe": {**probe, "periodSeconds": 30, "failureThreshold": 4},
+        "startupProbe": probe(2, 60),
+        "livenessProbe": probe(30, 4),
         "securityContext": container_security(),
         "volumeMounts": [tmp_volume()[1]],
     }
@@ -205,75 +217,6 @@ def metrics_annotations(port: int, path: str = "/metrics") -> dict[str, str]:
     return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": path}
 
 
-def memory_target(percent: int | None = None, value: int | str | None = None) -> Manifest:
-    """Return the HPA memory target: AverageValue when ``value`` is given (bare integers are Mi), else Utilization.
-
-    This is the shape Spawn's operator got wrong (it wrote a value under ``averageUtilization``).
-    """
-    if value is not None:
-        quantity = f"{value}Mi" if isinstance(value, int) or str(value).isdigit() else str(value)
-        return {"type": "AverageValue", "averageValue": quantity}
-    return {"type": "Utilization", "averageUtilization": percent or 80}
-
-
-def hpa(
-    *,
-    name: str,
-    namespace: str,
-    obj_labels: Mapping[str, str],
-    min_replicas: int,
-    max_replicas: int,
-    cpu_percent: int = 80,
-    memory: Manifest | None = None,
-    owner_references: list[Manifest] | None = None,
-) -> Manifest:
-    """Return an autoscaling/v2 HorizontalPodAutoscaler on CPU and memory for the Deployment ``name``.
-
-    Scale-down is slowed (5 minute window, one pod a minute) so that bursts do not churn workers, each of which
-    drains for up to a minute when stopped.
-    """
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": metadata(name, namespace, obj_labels, ownerReferences=owner_references),
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-            "minReplicas": min_replicas,
-            "maxReplicas": max(max_replicas, min_replicas),
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu_percent}},
-                },
-                {"type": "Resource", "resource": {"name": "memory", "target": memory or memory_target()}},
-            ],
-            "behavior": {
-                "scaleDown": {
-                    "stabilizationWindowSeconds": 300,
-                    "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
-                },
-            },
-        },
-    }
-
-
-def pdb(name: str, namespace: str, obj_labels: Mapping[str, str], **budget: int | str) -> Manifest:
-    """Return a policy/v1 PodDisruptionBudget for the workload ``name``.
-
-    Args:
-        name: The workload (and budget) name.
-        namespace: Its namespace.
-        obj_labels: Labels of the budget.
-        **budget: ``minAvailable=`` or ``maxUnavailable=`` (an int or a percentage).
-    """
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": metadata(name, namespace, obj_labels),
-        "spec": {**budget, "selector": {"matchLabels": selector(name)}},
-    }
-
-
 def owner_reference(owner: Mapping[str, Any]) -> Manifest:
     """Return the controller ownerReference pointing at the custom resource ``owner`` (garbage collection)."""
     meta = owner["metadata"]
@@ -284,4 +227,15 @@ def owner_reference(owner: Mapping[str, Any]) -> Manifest:
         "uid": meta["uid"],
         "controller": True,
         "blockOwnerDeletion": True,
+    }
+
+
+def pod_spec(containers: list[Manifest], volumes: list[Manifest], grace: int) -> Manifest:
+    """Return a pod spec with our defaults: grace period, restricted security, no service account token."""
+    return {
+        "terminationGracePeriodSeconds": grace,
+        "securityContext": pod_security(),
+        "automountServiceAccountToken": False,
+        "containers": containers,
+        "volumes": volumes,
     }

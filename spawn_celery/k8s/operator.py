@@ -19,12 +19,12 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from spawn_celery.config import Settings
 from spawn_celery.k8s import desired as d
+from spawn_celery.k8s.objects import ACTIVATOR_IMAGE, WORKER_IMAGE
 from spawn_celery.k8s.reconcile import Reconciler, api_status
-from spawn_celery.k8s.render import ACTIVATOR_IMAGE, WORKER_IMAGE
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,15 @@ class Backoff:
 class Operator:
     """Watches the three kinds and hands every change to a :class:`~spawn_celery.k8s.reconcile.Reconciler`."""
 
-    def __init__(self, *, reconciler: Reconciler, list_fn: ListFn, stream_fn: StreamFn,
-                 resync_seconds: float = 300.0, clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        reconciler: Reconciler,
+        list_fn: ListFn,
+        stream_fn: StreamFn,
+        resync_seconds: float = 300.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         """Wire the reconciler to the API.
 
         Args:
@@ -142,8 +149,10 @@ class Operator:
 
     def run(self, stop: threading.Event) -> None:
         """Watch every kind in its own thread until ``stop`` is set."""
-        threads = [threading.Thread(target=self.watch, args=(kind, stop), name=f"watch-{kind}", daemon=True)
-                   for kind in d.PLURALS]
+        threads = [
+            threading.Thread(target=self.watch, args=(kind, stop), name=f"watch-{kind}", daemon=True)
+            for kind in d.PLURALS
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -181,10 +190,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         0 on a clean stop; 2 when the ``kubernetes`` client is missing.
     """
     try:
-        from kubernetes import client, config, watch
+        from kubernetes import client
+        from kubernetes import config as kube_config
+        from kubernetes import watch as kube_watch
     except ImportError:
         print("spawn-celery operator needs the kubernetes client: pip install 'spawn-celery[k8s]'", file=sys.stderr)
         return 2
+    config: Any = kube_config  # the client's config and watch modules carry no type hints
+    watch: Any = kube_watch
     try:
         config.load_incluster_config()
     except config.ConfigException:
@@ -194,24 +207,39 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         worker_image=args.worker_image or settings.get("SPAWN_OPERATOR_WORKER_IMAGE", WORKER_IMAGE),
         activator_image=args.activator_image or settings.get("SPAWN_OPERATOR_ACTIVATOR_IMAGE", ACTIVATOR_IMAGE),
     )
-    reconciler = Reconciler(core=client.CoreV1Api(), apps=client.AppsV1Api(), autoscaling=client.AutoscalingV2Api(),
-                            custom=custom, defaults=defaults)
+    reconciler = Reconciler(
+        core=client.CoreV1Api(),
+        apps=client.AppsV1Api(),
+        autoscaling=client.AutoscalingV2Api(),
+        custom=custom,
+        defaults=defaults,
+    )
     namespace = args.namespace or settings.get("SPAWN_OPERATOR_NAMESPACE")
 
     def list_fn(kind: str) -> Mapping[str, Any]:
         if namespace:
-            return dict(custom.list_namespaced_custom_object(d.GROUP, d.VERSION, namespace, d.PLURALS[kind]))
-        return dict(custom.list_cluster_custom_object(d.GROUP, d.VERSION, d.PLURALS[kind]))
+            listing = custom.list_namespaced_custom_object(d.GROUP, d.VERSION, namespace, d.PLURALS[kind])
+        else:
+            listing = custom.list_cluster_custom_object(d.GROUP, d.VERSION, d.PLURALS[kind])
+        return cast(Mapping[str, Any], listing)
 
     def stream_fn(kind: str, version: str) -> Iterable[Mapping[str, Any]]:
         scope = (namespace,) if namespace else ()
         fn = custom.list_namespaced_custom_object if namespace else custom.list_cluster_custom_object
         timeout = max(1, int(args.resync_seconds))
-        return watch.Watch().stream(fn, d.GROUP, d.VERSION, *scope, d.PLURALS[kind], resource_version=version,
-                                    timeout_seconds=timeout, allow_watch_bookmarks=True)  # type: ignore[no-any-return]
+        events: Iterable[Mapping[str, Any]] = watch.Watch().stream(
+            fn,
+            d.GROUP,
+            d.VERSION,
+            *scope,
+            d.PLURALS[kind],
+            resource_version=version,
+            timeout_seconds=timeout,
+            allow_watch_bookmarks=True,
+        )
+        return events
 
-    operator = Operator(reconciler=reconciler, list_fn=list_fn, stream_fn=stream_fn,
-                        resync_seconds=args.resync_seconds)
+    operator = Operator(reconciler=reconciler, list_fn=list_fn, stream_fn=stream_fn, resync_seconds=args.resync_seconds)
     if args.once:
         for kind in d.PLURALS:
             for item in list_fn(kind).get("items", []):

@@ -69,8 +69,7 @@ def three_way_patch(live: Mapping[str, Any], desired: Mapping[str, Any], last: M
             sub = three_way_patch(have, want, prev if isinstance(prev, Mapping) else {})
             if sub:
                 patch[key] = sub
-        elif have is _MISSING or not contains(have, want) or (isinstance(want, list) and prev not in (_MISSING,
-                                                                                                       want)):
+        elif have is _MISSING or not contains(have, want) or (isinstance(want, list) and prev not in (_MISSING, want)):
             patch[key] = want
     for key in last:
         if key not in desired and key in live:

@@ -20,6 +20,7 @@ from typing import Any
 
 from spawn_celery.errors import ConfigError
 from spawn_celery.k8s import desired as d
+from spawn_celery.k8s.activator import activator_objects
 from spawn_celery.k8s.objects import Manifest
 from spawn_celery.k8s.patch import MERGE_PATCH, contains, last_applied, prune_none, three_way_patch, with_last_applied
 
@@ -30,11 +31,15 @@ _CHILD_KINDS = {  # kind -> (API attribute, method suffix)
     "Deployment": ("apps", "namespaced_deployment"),
     "HorizontalPodAutoscaler": ("autoscaling", "namespaced_horizontal_pod_autoscaler"),
 }
-_POSSIBLE_CHILDREN = {  # what a resource may own, to delete what is no longer wanted
-    "ActorSystem": lambda name: [("ConfigMap", d.config_map_name(name))],
-    "ActorHost": lambda name: [("Deployment", name), ("HorizontalPodAutoscaler", name)],
-    "Activator": lambda name: [("ConfigMap", f"{name}-activator"), ("Deployment", f"{name}-activator")],
-}
+
+
+def _possible_children(kind: str, name: str) -> list[tuple[str, str]]:
+    """Return what a resource may own, so that what is no longer wanted can be deleted."""
+    if kind == "ActorSystem":
+        return [("ConfigMap", d.config_map_name(name))]
+    if kind == "ActorHost":
+        return [("Deployment", name), ("HorizontalPodAutoscaler", name)]
+    return [("ConfigMap", f"{name}-activator"), ("Deployment", f"{name}-activator")]
 
 
 def _utcnow() -> str:
@@ -163,13 +168,13 @@ class Reconciler:
             raise LookupError(f"ActorSystem {system_name!r} not found in namespace {namespace!r}")
         if kind == "ActorHost":
             return d.host_objects(resource, system, self.defaults)
-        return d.activator_objects(resource, system, self.defaults)
+        return activator_objects(resource, system, self.defaults)
 
     def _prune(self, kind: str, resource: Manifest, wanted: list[Manifest]) -> list[tuple[str, str, str]]:
         keep = {(c["kind"], c["metadata"]["name"]) for c in wanted}
         namespace, uid = resource["metadata"]["namespace"], resource["metadata"]["uid"]
         done = []
-        for child_kind, child_name in _POSSIBLE_CHILDREN[kind](resource["metadata"]["name"]):
+        for child_kind, child_name in _possible_children(kind, resource["metadata"]["name"]):
             if (child_kind, child_name) in keep:
                 continue
             live = self._read(child_kind, namespace, child_name)
@@ -193,11 +198,12 @@ class Reconciler:
             extra["availableReplicas"] = int((live.get("status") or {}).get("availableReplicas", 0))
         return extra
 
-    def _write_status(self, kind: str, resource: Manifest, outcome: Outcome, message: str,
-                      extra: Mapping[str, Any]) -> bool:
+    def _write_status(
+        self, kind: str, resource: Manifest, outcome: Outcome, message: str, extra: Mapping[str, Any]
+    ) -> bool:
         meta = resource["metadata"]
         old = resource.get("status") or {}
-        old_ready = next((c for c in old.get("conditions") or [] if c.get("type") == "Ready"), {})
+        old_ready: dict[str, Any] = next((c for c in old.get("conditions") or [] if c.get("type") == "Ready"), {})
         condition = {
             "type": "Ready",
             "status": "True" if outcome.ready else "False",

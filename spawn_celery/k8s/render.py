@@ -2,7 +2,7 @@
 
 Pure functions returning plain dicts: gateway Deployment + Service + PodDisruptionBudget, one worker Deployment +
 HorizontalPodAutoscaler + PodDisruptionBudget per :class:`WorkerGroup`, activator Deployments with their manifest in
-a ConfigMap, and a development Redis (StatefulSet, Service, NetworkPolicy). Every pod template carries
+a ConfigMap, and a development Redis (:mod:`.devstack`). Every pod template carries
 ``checksum/config``, a hash of the configuration it reads, so that a config change rolls the pods.
 """
 
@@ -14,16 +14,14 @@ from typing import Any
 
 import yaml
 
+from spawn_celery.k8s import devstack, scaling
 from spawn_celery.k8s import objects as o
+from spawn_celery.k8s.activator import activator_command, activator_pod
+from spawn_celery.k8s.objects import ACTIVATOR_IMAGE, GATEWAY_IMAGE, WORKER_IMAGE
 from spawn_celery.keys import queue as actor_queue
 
-GATEWAY_IMAGE = "spawn-celery-web:0.1.0"
-WORKER_IMAGE = "spawn-celery-worker:0.1.0"
-ACTIVATOR_IMAGE = "spawn-celery-activator:0.1.0"
-"""Images built from web/, workers/ and activators/ (the package is the same; extras and commands differ)."""
 DEFAULT_APP = "spawn_celery.examples.counter:system"
 """The example actors of the quickstart; real deployments pass their own ``MODULE:ATTR``."""
-REDIS_IMAGE = "redis:7.4.2-alpine"
 
 
 @dataclass(frozen=True)
@@ -93,6 +91,18 @@ class StackConfig:
         return o.checksum(dict(self.config), self.secret_name, dict(self.secret_data or {}))
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes repeated values in full: manifests read by people and kubectl carry no YAML anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def to_yaml(docs: list[o.Manifest]) -> str:
+    """Return objects as multi-document YAML in their key order, without anchors."""
+    return yaml.dump_all(docs, Dumper=_PlainDumper, sort_keys=False)
+
+
 def render_stack(config: StackConfig) -> list[o.Manifest]:
     """Return every object of the stack, configuration first.
 
@@ -102,8 +112,9 @@ def render_stack(config: StackConfig) -> list[o.Manifest]:
     Returns:
         Plain-dict Kubernetes objects in apply order.
     """
-    docs: list[o.Manifest] = [o.config_map("spawn-config", config.namespace, config.labels("spawn-config", "config"),
-                                           config.config)]
+    docs: list[o.Manifest] = [
+        o.config_map("spawn-config", config.namespace, config.labels("spawn-config", "config"), config.config)
+    ]
     if config.secret_data is not None:
         docs.append(secret(config))
     docs += gateway(config)
@@ -112,7 +123,7 @@ def render_stack(config: StackConfig) -> list[o.Manifest]:
     for manifest in config.activators:
         docs += activator(config, manifest)
     if config.with_redis:
-        docs += redis(config)
+        docs += devstack.redis(config.namespace, config.labels("redis", "redis"))
     return docs
 
 
@@ -150,7 +161,7 @@ def gateway(config: StackConfig) -> list[o.Manifest]:
         "securityContext": o.container_security(),
         "volumeMounts": [mount],
     }
-    pod = _pod_spec([container], [volume], o.GATEWAY_GRACE_S)
+    pod = o.pod_spec([container], [volume], o.GATEWAY_GRACE_S)
     annotations = {o.CHECKSUM_ANNOTATION: config.config_checksum, **o.metrics_annotations(port)}
     service = {
         "apiVersion": "v1",
@@ -159,10 +170,16 @@ def gateway(config: StackConfig) -> list[o.Manifest]:
         "spec": {"selector": o.selector(name), "ports": [{"name": "http", "port": port, "targetPort": "http"}]},
     }
     return [
-        o.deployment(name=name, namespace=config.namespace, obj_labels=obj_labels, pod_spec=pod,
-                     replicas=config.gateway_replicas, pod_annotations=annotations),
+        o.deployment(
+            name=name,
+            namespace=config.namespace,
+            obj_labels=obj_labels,
+            pod_spec=pod,
+            replicas=config.gateway_replicas,
+            pod_annotations=annotations,
+        ),
         service,
-        o.pdb(name, config.namespace, obj_labels, minAvailable=1),
+        scaling.pdb(name, config.namespace, obj_labels, minAvailable=1),
     ]
 
 
@@ -176,48 +193,28 @@ def worker_group(config: StackConfig, group: WorkerGroup) -> list[o.Manifest]:
         args=o.worker_args(config.app, queues, group.concurrency),
         env_sources=o.env_from("spawn-config", config.secret_name),
     )
-    pod = _pod_spec([container], [o.tmp_volume()[0]], o.WORKER_GRACE_S)
+    pod = o.pod_spec([container], [o.tmp_volume()[0]], o.WORKER_GRACE_S)
     annotations = {o.CHECKSUM_ANNOTATION: config.config_checksum, **o.metrics_annotations(o.METRICS_PORT)}
     return [
-        o.deployment(name=name, namespace=config.namespace, obj_labels=obj_labels, pod_spec=pod, replicas=None,
-                     pod_annotations=annotations),
-        o.hpa(name=name, namespace=config.namespace, obj_labels=obj_labels, min_replicas=group.min_replicas,
-              max_replicas=group.max_replicas, cpu_percent=group.cpu_percent,
-              memory=o.memory_target(group.memory_percent)),
-        o.pdb(name, config.namespace, obj_labels, maxUnavailable=1),
+        o.deployment(
+            name=name,
+            namespace=config.namespace,
+            obj_labels=obj_labels,
+            pod_spec=pod,
+            replicas=None,
+            pod_annotations=annotations,
+        ),
+        scaling.hpa(
+            name=name,
+            namespace=config.namespace,
+            obj_labels=obj_labels,
+            min_replicas=group.min_replicas,
+            max_replicas=group.max_replicas,
+            cpu_percent=group.cpu_percent,
+            memory=scaling.memory_target(group.memory_percent),
+        ),
+        scaling.pdb(name, config.namespace, obj_labels, maxUnavailable=1),
     ]
-
-
-def activator_command(manifest: Mapping[str, Any]) -> str:
-    """Return the ``spawn-celery activator`` subcommand for a manifest (``cron`` or ``rabbitmq``).
-
-    Raises:
-        ValueError: the type has no activator process (``Api`` is served by the gateway) or is unknown.
-    """
-    kind = str(manifest.get("spec", {}).get("activator", {}).get("type", "")).lower()
-    commands = {"cron": "cron", "amqp": "rabbitmq"}
-    if kind not in commands:
-        raise ValueError(f"activator type {kind or '<missing>'!r} has no activator process (use Cron or AMQP)")
-    return commands[kind]
-
-
-def activator_pod(
-    *, image: str, command: str, config_map: str, env_sources: list[o.Manifest], grace: int = 30
-) -> o.Manifest:
-    """Return the pod spec of an activator reading its manifest from the ConfigMap ``config_map``."""
-    tmp, tmp_mount = o.tmp_volume()
-    container = {
-        "name": "activator",
-        "image": image,
-        "command": ["spawn-celery"],
-        "args": ["activator", command, "-f", o.ACTIVATOR_MANIFEST_PATH],
-        "envFrom": env_sources,
-        "resources": o.default_resources(cpu="100m", memory="128Mi", memory_limit="256Mi"),
-        "securityContext": o.container_security(),
-        "volumeMounts": [tmp_mount, {"name": "manifest", "mountPath": "/etc/spawn", "readOnly": True}],
-    }
-    manifest_volume = {"name": "manifest", "configMap": {"name": config_map}}
-    return _pod_spec([container], [tmp, manifest_volume], grace)
 
 
 def activator(config: StackConfig, manifest: Mapping[str, Any]) -> list[o.Manifest]:
@@ -228,84 +225,26 @@ def activator(config: StackConfig, manifest: Mapping[str, Any]) -> list[o.Manife
     text = yaml.safe_dump(dict(manifest), sort_keys=False)
     settings = manifest["spec"]["activator"]
     replicas = int(settings.get("replicas", 2 if command == "cron" else 1))
-    pod = activator_pod(image=config.activator_image, command=command, config_map=name,
-                        env_sources=o.env_from("spawn-config", config.secret_name))
+    pod = activator_pod(
+        image=config.activator_image,
+        command=command,
+        config_map=name,
+        env_sources=o.env_from("spawn-config", config.secret_name),
+    )
     docs = [
         o.config_map(name, config.namespace, obj_labels, {"activator.yaml": text}),
-        o.deployment(name=name, namespace=config.namespace, obj_labels=obj_labels, pod_spec=pod, replicas=replicas,
-                     pod_annotations={o.CHECKSUM_ANNOTATION: o.checksum(config.config_checksum, text)}),
+        o.deployment(
+            name=name,
+            namespace=config.namespace,
+            obj_labels=obj_labels,
+            pod_spec=pod,
+            replicas=replicas,
+            pod_annotations={o.CHECKSUM_ANNOTATION: o.checksum(config.config_checksum, text)},
+        ),
     ]
     if replicas > 1:
-        docs.append(o.pdb(name, config.namespace, obj_labels, minAvailable=1))
+        docs.append(scaling.pdb(name, config.namespace, obj_labels, minAvailable=1))
     return docs
-
-
-def redis(config: StackConfig) -> list[o.Manifest]:
-    """Return a single-node development Redis: StatefulSet, Service and a NetworkPolicy admitting only our pods.
-
-    ``noeviction`` matters: queues, locks and hot state must never be evicted under memory pressure. Production
-    should use a managed Redis instead (see k8s/README.md).
-    """
-    name, ns = "redis", config.namespace
-    obj_labels = config.labels(name, "redis")
-    probe = {"exec": {"command": ["redis-cli", "ping"]}, "periodSeconds": 10, "timeoutSeconds": 3}
-    container = {
-        "name": "redis",
-        "image": REDIS_IMAGE,
-        "args": ["--appendonly", "yes", "--maxmemory-policy", "noeviction", "--dir", "/data"],
-        "ports": [{"name": "redis", "containerPort": 6379}],
-        "resources": o.default_resources(cpu="100m", memory="256Mi", memory_limit="512Mi"),
-        "readinessProbe": probe,
-        "livenessProbe": {**probe, "failureThreshold": 6},
-        "securityContext": o.container_security(),
-        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-    }
-    pod = {**_pod_spec([container], [], 30), "securityContext": {**o.pod_security(), "runAsUser": 999,
-                                                                  "runAsGroup": 999, "fsGroup": 999}}
-    claim = {
-        "metadata": {"name": "data"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-    }
-    return [
-        {
-            "apiVersion": "apps/v1",
-            "kind": "StatefulSet",
-            "metadata": o.metadata(name, ns, obj_labels),
-            "spec": {
-                "serviceName": name,
-                "replicas": 1,
-                "selector": {"matchLabels": o.selector(name)},
-                "template": {"metadata": {"labels": obj_labels}, "spec": pod},
-                "volumeClaimTemplates": [claim],
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": o.metadata(name, ns, obj_labels),
-            "spec": {"selector": o.selector(name), "ports": [{"name": "redis", "port": 6379, "targetPort": "redis"}]},
-        },
-        redis_network_policy(ns, obj_labels),
-    ]
-
-
-def redis_network_policy(namespace: str, obj_labels: Mapping[str, str]) -> o.Manifest:
-    """Return the NetworkPolicy that lets only pods labelled ``app.kubernetes.io/part-of: spawn-celery`` reach Redis."""
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": o.metadata("redis", namespace, obj_labels),
-        "spec": {
-            "podSelector": {"matchLabels": o.selector("redis")},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {
-                    "from": [{"podSelector": {"matchLabels": {o.PART_OF_LABEL: o.PART_OF}}}],
-                    "ports": [{"protocol": "TCP", "port": 6379}],
-                }
-            ],
-        },
-    }
 
 
 def _http_probe(path: str, *, period: int, failures: int) -> o.Manifest:
@@ -314,14 +253,4 @@ def _http_probe(path: str, *, period: int, failures: int) -> o.Manifest:
         "periodSeconds": period,
         "timeoutSeconds": 3,
         "failureThreshold": failures,
-    }
-
-
-def _pod_spec(containers: list[o.Manifest], volumes: list[o.Manifest], grace: int) -> o.Manifest:
-    return {
-        "terminationGracePeriodSeconds": grace,
-        "securityContext": o.pod_security(),
-        "automountServiceAccountToken": False,
-        "containers": containers,
-        "volumes": volumes,
     }

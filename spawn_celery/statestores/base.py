@@ -19,6 +19,7 @@ import abc
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
+from typing import Self
 
 NAME_MAX = 190
 """Longest ``system``, ``actor`` or ``parent`` name (characters): keeps MySQL's primary key under its limit."""
@@ -122,7 +123,7 @@ class StateStore(abc.ABC):
     def close(self) -> None:
         """Release connections. The store reconnects if it is used again."""
 
-    def __enter__(self) -> StateStore:
+    def __enter__(self) -> Self:
         """Use the store as a context manager that closes it on exit."""
         return self
 

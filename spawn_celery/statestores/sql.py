@@ -223,7 +223,7 @@ class SqlStateStore(StateStore):
             return
         with self._ready_lock:
             if not self._ready:
-                self._run("creating tables", metadata.create_all, write=True, tables=False)
+                self._run("table creation", metadata.create_all, write=True, tables=False)
                 self._ready = True
 
 
@@ -239,7 +239,7 @@ def _transient(exc: sa.exc.SQLAlchemyError) -> bool:
     if not isinstance(exc, sa.exc.DBAPIError):
         return False
     code = getattr(exc.orig, "pgcode", None) or (exc.orig.args[0] if exc.orig and exc.orig.args else None)
-    return exc.connection_invalidated or code in ("40001", "40P01", "42P07", 1050, 1205, 1213)
+    return exc.connection_invalidated or code in ("40001", "40P01", "42P07", 1050, 1213)
 
 
 def _reason(exc: sa.exc.SQLAlchemyError) -> str:
@@ -253,7 +253,8 @@ def _create_engine(url: str, pool_size: int) -> Engine:
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError as exc:
-        raise ConfigError("SPAWN_DATABASE_URL", url, f"is not a SQLAlchemy URL ({exc})") from None
+        shown = url.rsplit("@", 1)[-1]  # never echo credentials
+        raise ConfigError("SPAWN_DATABASE_URL", shown, f"is not a SQLAlchemy URL ({exc})") from None
     backend = parsed.get_backend_name()
     options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": pool_size}
     if backend == "sqlite":

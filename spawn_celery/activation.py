@@ -38,12 +38,21 @@ if ARGV[3] == '1' and ARGV[13] == '1' then
   redis.call('ZADD', KEYS[5], 'NX', now + tonumber(ARGV[6]), ARGV[9])
 end
 redis.call('HSET', KEYS[1], 'u', now, 'dt', ARGV[5], 'st', ARGV[6], 'p', ARGV[10], 'tm', ARGV[11])
-redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[9])
+if ARGV[14] == '0' then
+  redis.call('ZADD', KEYS[4], 'NX', now + tonumber(ARGV[5]), ARGV[9])
+else
+  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[9])
+end
 if ARGV[7] ~= '' then redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[8]) end
 redis.call('DEL', KEYS[2])
 redis.call('LPUSH', KEYS[6], '1')
 redis.call('LTRIM', KEYS[6], 0, 0)
 redis.call('PEXPIRE', KEYS[6], 2000)
+if #KEYS >= 7 and redis.call('EXISTS', KEYS[7]) == 0 then
+  if ARGV[16] == '0' then redis.call('SET', KEYS[7], ARGV[15])
+  else redis.call('SET', KEYS[7], ARGV[15], 'EX', ARGV[16]) end
+  redis.call('PUBLISH', KEYS[7], ARGV[15])
+end
 if fresh then return {rev, 1} end
 return {rev, 0}
 """
@@ -90,6 +99,13 @@ class Commit:
     parent: str
     timers: str
     stateful: bool
+    touch: bool = True
+    """Whether this invocation counts as activity for the idle timeout (timer fires do not)."""
+    dedupe_ttl_s: int = 0
+    """Lifetime of this invocation's dedupe record; 0 = ``SPAWN_DEDUPE_TTL_S``."""
+    answer: tuple[str, str, int] | None = None
+    """The caller's reply record ``(key, value, ttl_s)`` to store and publish in the same call (saves a round trip);
+    like the result backend's store, a reply already stored under ``key`` is kept."""
 
 
 class Activations:
@@ -130,21 +146,23 @@ class Activations:
             ``(revision, activated)`` — the state revision after the write and whether this commit activated the
             actor in Redis — or ``None`` when the lock was lost (nothing written).
         """
-        result = self._commit(
-            keys=[
-                keys.state(system, name),
-                keys.lock(system, name),
-                keys.done(system, name, invocation_id),
-                keys.ACTIVE,
-                keys.DIRTY,
-                keys.wake(system, name),
-            ],
-            args=[
-                token, c.state, "1" if c.changed else "0", now_ms, c.deactivate_ms, c.snapshot_ms,
-                c.reply, self._dedupe_ttl_s, keys.member(system, name), c.parent, c.timers,
-                c.base_revision, "1" if c.stateful else "0",
-            ],
-        )
+        commit_keys = [
+            keys.state(system, name),
+            keys.lock(system, name),
+            keys.done(system, name, invocation_id),
+            keys.ACTIVE,
+            keys.DIRTY,
+            keys.wake(system, name),
+        ]
+        args: list[str | bytes | int] = [
+            token, c.state, "1" if c.changed else "0", now_ms, c.deactivate_ms, c.snapshot_ms,
+            c.reply, c.dedupe_ttl_s or self._dedupe_ttl_s, keys.member(system, name), c.parent, c.timers,
+            c.base_revision, "1" if c.stateful else "0", "1" if c.touch else "0",
+        ]
+        if c.answer is not None:
+            commit_keys.append(c.answer[0])
+            args += [c.answer[1], c.answer[2]]
+        result = self._commit(keys=commit_keys, args=args)
         if result == -1:
             return None
         return int(result[0]), bool(int(result[1]))

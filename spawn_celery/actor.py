@@ -24,9 +24,11 @@ RESERVED_GET_ACTIONS = frozenset({"get", "Get", "get_state", "getState", "GetSta
 INIT_ACTIONS = ("init", "Init", "setup", "Setup")
 """Actions run once right after an actor is activated, if defined (as Spawn)."""
 DEFAULT_CHANNEL_ACTION = "receive"
+KEEP_TIMERS_TAG = "spawn-celery/keep-timers"
+"""``Metadata.tags`` entry of a registered ``Actor`` whose timers keep firing after deactivation."""
 
 
-class Kind(str, enum.Enum):
+class Kind(enum.StrEnum):
     """Actor kinds."""
 
     NAMED = "NAMED"
@@ -90,7 +92,8 @@ class ActorSettings:
             self.kind = Kind(self.kind.upper().replace("UNAMED", "UNNAMED"))
         if self.kind is Kind.POOLED and self.stateful:
             self.stateful = False  # pooled actors are stateless by definition
-        for label, value in (("deactivate_timeout", self.deactivate_timeout), ("snapshot_timeout", self.snapshot_timeout)):
+        timeouts = (("deactivate_timeout", self.deactivate_timeout), ("snapshot_timeout", self.snapshot_timeout))
+        for label, value in timeouts:
             if value <= 0:
                 raise DefinitionError(f"{label} of actor {self.name!r} must be > 0 ms, got {value}")
         if self.max_pool_size < 0 or self.min_pool_size < 0:
@@ -139,8 +142,12 @@ class Actor:
 
     def timer_action(self, every: int, name: str | None = None) -> Callable[[Handler], Handler]:
         """Register the decorated function as a timer action running every ``every`` milliseconds."""
-        if not isinstance(every, int) or every <= 0:
+        if not isinstance(every, int) or isinstance(every, bool) or every <= 0:
             raise DefinitionError(f"timer period of actor {self.name!r} must be a positive number of ms, got {every!r}")
+        if self.settings.kind is Kind.POOLED:
+            raise DefinitionError(
+                f"POOLED actor {self.name!r} cannot have timer actions: pooled actors are never activated"
+            )
 
         def register(fn: Handler) -> Handler:
             action_name = name or fn.__name__
@@ -206,6 +213,8 @@ class Actor:
                 max_pool_size=s.max_pool_size,
             ),
         )
+        if s.keep_timers:
+            proto.metadata.tags[KEEP_TIMERS_TAG] = "true"
         proto.actions.extend(actor_pb2.Action(name=n) for n in self.action_handlers)
         for n, timer in self.timer_action_handlers.items():
             proto.timer_actions.append(actor_pb2.FixedTimerAction(seconds=timer.every, action=actor_pb2.Action(name=n)))

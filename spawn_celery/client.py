@@ -141,8 +141,16 @@ class Client:
         return codec.unpack(reply.payload_any())
 
     def spawn(self, system: str, name: str, parent: str, *, revision: int = 0) -> Entry:
-        """Create an instance ``name`` of the unnamed template ``parent`` (idempotent)."""
-        return self.services.registry.spawn(system, name, parent, revision=revision)
+        """Create an instance ``name`` of the unnamed template ``parent`` (idempotent).
+
+        With ``revision``, the instance's next activation starts from that stored revision; an instance active now
+        is restored right away, so the next call sees revision ``revision``'s state either way.
+        """
+        entry = self.services.registry.spawn(system, name, parent, revision=revision)
+        if revision and self.services.redis.exists(keys.state(system, name)):
+            self.restore(system, name, revision)
+            self.services.registry.consume_revision(system, name, parent, revision)
+        return entry
 
     def restore(self, system: str, actor: str, revision: int, *, timeout: float | None = None) -> Any:
         """Restore an actor's state to a stored revision (as a new revision); return the restored state."""

@@ -82,6 +82,14 @@ class Settings:
     """``SPAWN_AUTH_JWT_PUBLIC_KEY``: PEM public key enabling RS256 JWT bearer auth."""
     acl_file: str = ""
     """``SPAWN_ACL_FILE``: ACL policy file (YAML) enforced on invocation targets; empty allows all."""
+    drain_delay_ms: int = 1_000
+    """``SPAWN_DRAIN_DELAY_MS``: after SIGTERM the gateway answers readiness 503 at least this long before exiting."""
+    drain_timeout_ms: int = 30_000
+    """``SPAWN_DRAIN_TIMEOUT_MS``: the longest the gateway waits for in-flight requests after SIGTERM."""
+    gateway_imports: str = ""
+    """``SPAWN_GATEWAY_IMPORTS``: comma-separated modules (``_pb2``) the gateway imports for JSON ``@type`` payloads."""
+    amqp_url: str = ""
+    """``SPAWN_AMQP_URL``: RabbitMQ URL of the RabbitMQ activator when its manifest has no ``settings.url``."""
     log_level: str = "INFO"
     """``SPAWN_LOG_LEVEL`` (or Spawn's ``SPAWN_PROXY_LOGGER_LEVEL``)."""
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -158,6 +166,8 @@ _INTS = {
     "worker_concurrency": "SPAWN_WORKER_CONCURRENCY",
     "metrics_port": "SPAWN_METRICS_PORT",
     "max_body_bytes": "SPAWN_MAX_BODY_BYTES",
+    "drain_delay_ms": "SPAWN_DRAIN_DELAY_MS",
+    "drain_timeout_ms": "SPAWN_DRAIN_TIMEOUT_MS",
 }
 _STRS = {
     "redis_url": "SPAWN_REDIS_URL",
@@ -174,6 +184,8 @@ _STRS = {
     "auth_jwt_secret": "SPAWN_AUTH_JWT_SECRET",
     "auth_jwt_public_key": "SPAWN_AUTH_JWT_PUBLIC_KEY",
     "acl_file": "SPAWN_ACL_FILE",
+    "amqp_url": "SPAWN_AMQP_URL",
+    "gateway_imports": "SPAWN_GATEWAY_IMPORTS",
 }
 
 
@@ -197,4 +209,11 @@ def _database_url(env: Mapping[str, str]) -> str:
     from urllib.parse import quote
 
     auth = quote(user, safe="") + (":" + quote(secret, safe="") if secret else "")
-    return f"{driver}://{auth}@{host}:{port}/{name}"
+    url = f"{driver}://{auth}@{host}:{port}/{name}"
+    if env.get("PROXY_DATABASE_SSL", "").lower() == "true":
+        verify = env.get("PROXY_DATABASE_SSL_VERIFY", "").lower() == "true"
+        if kind == "postgres":
+            url += "?sslmode=" + ("verify-full" if verify else "require")
+        else:
+            url += "?ssl_verify_cert=" + ("true" if verify else "false") + "&ssl_check_hostname=" + str(verify).lower()
+    return url

@@ -7,9 +7,11 @@ run at once: each step claims its work atomically in Redis.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import threading
 import time
+from typing import cast
 
 from spawn_celery import keys
 from spawn_celery.config import Settings
@@ -17,7 +19,7 @@ from spawn_celery.errors import SpawnError
 from spawn_celery.message import Message
 from spawn_celery.proto import actor_pb2, protocol_pb2
 from spawn_celery.routing import Router
-from spawn_celery.scheduler import Scheduler
+from spawn_celery.scheduler import Scheduler, timer_invocation_id
 from spawn_celery.snapshotter import Snapshotter
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,8 @@ class Housekeeper:
     def tick(self, now_ms: int | None = None) -> None:
         """Do one round of every duty; a failing duty is logged and does not stop the others."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
-        for duty in (self.fire_scheduled, self.fire_timers, self.snapshotter.flush_due, self.snapshotter.deactivate_idle):
+        duties = (self.fire_scheduled, self.fire_timers, self.snapshotter.flush_due, self.snapshotter.deactivate_idle)
+        for duty in duties:
             try:
                 duty(now)
             except Exception:  # keep the loop alive; the log says what failed
@@ -68,7 +71,7 @@ class Housekeeper:
             )
             setattr(request, "async", True)
             try:
-                self.router.submit(Message(f"t.{system}.{name}.{action}.{due.due_ms}", request))
+                self.router.submit(Message(timer_invocation_id(system, name, action, due.due_ms), request))
                 sent += 1
             except SpawnError as exc:
                 log.warning("timer %s.%s of %s not sent: %s", name, action, system, exc)
@@ -110,14 +113,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from spawn_celery.services import Services
 
     services = Services.create(settings)
-    keeper = services.housekeeper()
+    keeper = cast(Housekeeper, services.housekeeper())
     if args.once:
         keeper.tick()
         return 0
     signal.signal(signal.SIGTERM, lambda *_: keeper._stop.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         keeper.run()
-    except KeyboardInterrupt:
-        pass
     keeper.stop(flush=True)
     return 0

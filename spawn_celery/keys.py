@@ -20,6 +20,8 @@ SCHEDULED_PAYLOADS = PREFIX + "schedp"
 """Hash scheduled invocation id -> task message (JSON)."""
 SYSTEMS = PREFIX + "systems"
 """Set of registered actor systems."""
+RECENT = PREFIX + "recent"
+"""Capped list (newest first) of recent invocations as JSON, written by workers' metrics hooks for the dashboard."""
 
 
 def member(system: str, name: str) -> str:
@@ -76,6 +78,11 @@ def instances(system: str) -> str:
 def channel(system: str, topic: str) -> str:
     """Set of ``name<SEP>action`` subscribed to a channel."""
     return f"{PREFIX}ch:{system}:{topic}"
+
+
+def subscriptions(system: str) -> str:
+    """Hash actor (or template, or spawned instance) name -> JSON ``[[topic, action], ...]`` it subscribes with."""
+    return f"{PREFIX}subs:{system}"
 
 
 def timer_member(system: str, name: str, action: str) -> str:

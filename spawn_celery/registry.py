@@ -7,14 +7,16 @@ hosts. Every process routes from here without importing user code. Lookups are c
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import redis
 
 from spawn_celery import keys
 from spawn_celery.actor import DEFAULT_CHANNEL_ACTION, Kind
-from spawn_celery.errors import ActorNotFound, SpawnConflict
+from spawn_celery.errors import ActorNotFound, DefinitionError, SpawnConflict
 from spawn_celery.proto import actor_pb2
 
 
@@ -53,12 +55,25 @@ class Entry:
         """The Celery queue serving this instance."""
         return keys.queue(self.system, self.type_name)
 
-    @property
+    @cached_property
     def actions(self) -> frozenset[str]:
-        """Action names, timer actions included."""
+        """Action names, timer actions included (computed once per entry: checked on every invocation)."""
         names = {a.name for a in self.definition.actions}
         names.update(t.action.name for t in self.definition.timer_actions)
         return frozenset(names)
+
+
+_CONSUME = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  return 1
+end
+return 0
+"""
+
+Subscriptions = list[tuple[str, str]]
+_MAX_CACHED = 10_000
+"""Most cached lookups (and parsed definitions) kept per process."""
 
 
 class Registry:
@@ -69,31 +84,56 @@ class Registry:
         self._redis = client
         self._ttl = ttl
         self._cache: dict[tuple[str, str], tuple[float, Entry]] = {}
+        # Parsed definitions by their bytes: the instances of one template share one message (memory, parse time).
+        self._parsed: dict[bytes, actor_pb2.Actor] = {}
+        self._templates: dict[tuple[str, str], tuple[float, bytes, bytes | None]] = {}
+        self._consume = client.register_script(_CONSUME)
 
-    def register(self, system: str, actors: list[actor_pb2.Actor], *, host: str = "", channels: dict[str, list[tuple[str, str]]] | None = None) -> None:
+    def register(
+        self,
+        system: str,
+        actors: list[actor_pb2.Actor],
+        *,
+        host: str = "",
+        channels: dict[str, Subscriptions] | None = None,
+    ) -> None:
         """Record (or overwrite: registration is idempotent) actor definitions of ``system``.
+
+        Subscriptions are replaced: an actor that re-registers without a channel it had before leaves it. UNNAMED
+        templates do not subscribe themselves; their list is kept for the instances spawned from them.
 
         Args:
             system: the actor system name.
             actors: the ``Actor`` messages.
             host: the remote host URL serving them, "" for Python workers.
             channels: per actor name, ``(topic, action)`` subscriptions; default from ``metadata.channel_group``.
+
+        Raises:
+            DefinitionError: a timer action has a period <= 0 ms, or a POOLED actor declares timer actions.
         """
+        for actor in actors:
+            _validate(actor)
+        names = [actor.id.name for actor in actors]
+        previous = self._redis.hmget(keys.subscriptions(system), names) if names else []
         pipe = self._redis.pipeline(transaction=True)
         pipe.sadd(keys.SYSTEMS, system)
-        for actor in actors:
+        for actor, old in zip(actors, previous, strict=True):
             name = actor.id.name
             actor.id.system = system
             pipe.hset(keys.registry(system), name, actor.SerializeToString())
             pipe.hset(keys.hosts(system), name, host)
             subs = (channels or {}).get(name)
             if subs is None:
-                subs = [(t.strip(), DEFAULT_CHANNEL_ACTION) for t in actor.metadata.channel_group.split(",") if t.strip()]
+                subs = _default_subscriptions(actor)
+            for topic, action in _decode(old):
+                pipe.srem(keys.channel(system, topic), f"{name}{keys.SEP}{action}")
+            pipe.hset(keys.subscriptions(system), name, json.dumps(subs))
             if Kind.from_wire(actor.settings.kind) is not Kind.UNNAMED:
                 for topic, action in subs:
                     pipe.sadd(keys.channel(system, topic), f"{name}{keys.SEP}{action}")
         pipe.execute()
         self._cache.clear()
+        self._templates.clear()
 
     def lookup(self, system: str, name: str) -> Entry:
         """Resolve an actor instance.
@@ -114,56 +154,112 @@ class Registry:
         if raw is None and inst is not None:
             parent_raw, _, rev_raw = inst.decode().partition(keys.SEP)
             parent, revision = parent_raw, int(rev_raw or 0)
-            raw, host = self._redis.hget(keys.registry(system), parent), self._redis.hget(keys.hosts(system), parent)
+            template = self._templates.get((system, parent))
+            if template is not None and template[0] > now:  # many instances, one template: read it once per ttl
+                raw, host = template[1], template[2]
+            else:
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.hget(keys.registry(system), parent)
+                pipe.hget(keys.hosts(system), parent)
+                raw, host = pipe.execute()
+                if raw is not None:
+                    self._templates[(system, parent)] = (now + self._ttl, raw, host)
         if raw is None:
             raise ActorNotFound(system, name)
-        entry = Entry(system, name, actor_pb2.Actor.FromString(raw), (host or b"").decode(), parent, revision)
+        definition = self._parsed.get(raw)
+        if definition is None:
+            if len(self._parsed) >= _MAX_CACHED:
+                self._parsed.clear()
+            definition = self._parsed[raw] = actor_pb2.Actor.FromString(raw)
+        entry = Entry(system, name, definition, (host or b"").decode(), parent, revision)
+        if len(self._cache) >= _MAX_CACHED:  # bounded by active use, not by every actor ever seen
+            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()
         self._cache[(system, name)] = (now + self._ttl, entry)
         return entry
 
     def spawn(self, system: str, name: str, parent: str, *, revision: int = 0) -> Entry:
         """Create an instance ``name`` of the unnamed template ``parent`` (idempotent for the same parent).
 
+        The instance subscribes to the template's channels with the template's channel actions. A ``revision``
+        is a pending restore, applied at the instance's next activation and then cleared
+        (:meth:`consume_revision`).
+
         Raises:
-            ActorNotFound: the template is not registered.
+            ActorNotFound: the template is not registered, or is not an UNNAMED template.
             SpawnConflict: ``name`` exists already with another parent, or is a registered actor type.
         """
-        raw = self._redis.hget(keys.registry(system), parent)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hget(keys.registry(system), parent)
+        pipe.hexists(keys.registry(system), name)
+        pipe.hget(keys.subscriptions(system), parent)
+        raw, is_type, template_subs = pipe.execute()
         if raw is None:
-            raise ActorNotFound(system, parent)
+            raise _not_found(system, parent, f"unnamed template {parent} not found on ActorSystem {system}")
         template = actor_pb2.Actor.FromString(raw)
-        if self._redis.hexists(keys.registry(system), name):
+        kind = Kind.from_wire(template.settings.kind)
+        if kind is not Kind.UNNAMED:
+            message = f"{parent} on ActorSystem {system} is a {kind.value} actor, not an unnamed template"
+            raise _not_found(system, parent, message)
+        if is_type:
             raise SpawnConflict(system, name, parent, name)
         value = f"{parent}{keys.SEP}{revision}"
         created = self._redis.hsetnx(keys.instances(system), name, value)
         if not created:
-            existing = (self._redis.hget(keys.instances(system), name) or b"").decode().partition(keys.SEP)[0]
+            existing = _text(self._redis.hget(keys.instances(system), name) or b"").partition(keys.SEP)[0]
             if existing != parent:
                 raise SpawnConflict(system, name, parent, existing)
             if revision:
                 self._redis.hset(keys.instances(system), name, value)
-        for topic in (t.strip() for t in template.metadata.channel_group.split(",")):
-            if topic:
-                self._redis.sadd(keys.channel(system, topic), f"{name}{keys.SEP}{DEFAULT_CHANNEL_ACTION}")
+        subs = _decode(template_subs) if template_subs is not None else _default_subscriptions(template)
+        if subs:
+            pipe = self._redis.pipeline(transaction=True)
+            for topic, action in subs:
+                pipe.sadd(keys.channel(system, topic), f"{name}{keys.SEP}{action}")
+            pipe.hset(keys.subscriptions(system), name, json.dumps(subs))
+            pipe.execute()
         self._cache.pop((system, name), None)
         return self.lookup(system, name)
+
+    def pending_revision(self, system: str, name: str) -> int:
+        """The revision a spawned instance should be restored to at activation (0 = none), read afresh."""
+        raw = self._redis.hget(keys.instances(system), name)
+        if raw is None:
+            return 0
+        rev = _text(raw).partition(keys.SEP)[2]
+        return int(rev or 0)
+
+    def consume_revision(self, system: str, name: str, parent: str, revision: int) -> bool:
+        """Clear a pending restore once applied (only if it is still ``revision``); return whether it was cleared."""
+        self._cache.pop((system, name), None)
+        return bool(
+            self._consume(
+                keys=[keys.instances(system)],
+                args=[name, f"{parent}{keys.SEP}{revision}", f"{parent}{keys.SEP}0"],
+            )
+        )
 
     def subscribers(self, system: str, topic: str) -> list[tuple[str, str]]:
         """Return ``(actor name, channel action)`` pairs subscribed to ``topic``."""
         members = self._redis.smembers(keys.channel(system, topic))
-        pairs = [m.decode().partition(keys.SEP) for m in members]
+        pairs = [_text(m).partition(keys.SEP) for m in members]
         return sorted((name, action or DEFAULT_CHANNEL_ACTION) for name, _, action in pairs)
+
+    def channels_of(self, system: str, name: str) -> Subscriptions:
+        """The ``(topic, action)`` pairs an actor, template or spawned instance subscribes with."""
+        return _decode(self._redis.hget(keys.subscriptions(system), name))
 
     def systems(self) -> list[str]:
         """Return the registered actor system names."""
-        return sorted(s.decode() for s in self._redis.smembers(keys.SYSTEMS))
+        return sorted(_text(s) for s in self._redis.smembers(keys.SYSTEMS))
 
     def actors(self, system: str) -> dict[str, Entry]:
         """Return the registered actor types of ``system`` (not spawned instances)."""
         raw = self._redis.hgetall(keys.registry(system))
         hosts = self._redis.hgetall(keys.hosts(system))
         return {
-            k.decode(): Entry(system, k.decode(), actor_pb2.Actor.FromString(v), (hosts.get(k) or b"").decode())
+            _text(k): Entry(system, _text(k), actor_pb2.Actor.FromString(_raw(v)), _text(hosts.get(k) or b""))
             for k, v in raw.items()
         }
 
@@ -173,5 +269,42 @@ class Registry:
         for system in self.systems():
             for name, host in self._redis.hgetall(keys.hosts(system)).items():
                 if host:
-                    queues.add(keys.queue(system, name.decode()))
+                    queues.add(keys.queue(system, _text(name)))
         return queues
+
+
+def _validate(actor: actor_pb2.Actor) -> None:
+    """Refuse definitions the runtime cannot honour (remote registrations included)."""
+    name = actor.id.name
+    for timer in actor.timer_actions:
+        if timer.seconds <= 0:
+            raise DefinitionError(
+                f"timer action {timer.action.name!r} of actor {name!r} must have a period > 0 ms, got {timer.seconds}"
+            )
+    if actor.timer_actions and Kind.from_wire(actor.settings.kind) is Kind.POOLED:
+        raise DefinitionError(f"POOLED actor {name!r} cannot have timer actions: pooled actors are never activated")
+
+
+def _default_subscriptions(actor: actor_pb2.Actor) -> Subscriptions:
+    return [(t.strip(), DEFAULT_CHANNEL_ACTION) for t in actor.metadata.channel_group.split(",") if t.strip()]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _raw(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+def _decode(raw: bytes | str | None) -> Subscriptions:
+    if not raw:
+        return []
+    return [(str(topic), str(action)) for topic, action in json.loads(raw)]
+
+
+def _not_found(system: str, actor: str, message: str) -> ActorNotFound:
+    """An :class:`ActorNotFound` with a more precise message."""
+    exc = ActorNotFound(system, actor)
+    exc.args = (message,)
+    return exc

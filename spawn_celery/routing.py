@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import time
 
-from spawn_celery.actor import RESERVED_GET_ACTIONS
-from spawn_celery.errors import ActionNotFound, ChainTooDeep, SpawnError
+from spawn_celery.actor import RESERVED_GET_ACTIONS, Kind
+from spawn_celery.errors import ActionNotFound, ActorNotFound, ChainTooDeep, RequestError, SpawnError
 from spawn_celery.message import Message, Reply
 from spawn_celery.proto import actor_pb2, protocol_pb2
 from spawn_celery.registry import Entry, Registry
@@ -36,7 +36,7 @@ class Router:
         """Find the target of ``request`` and check the action exists (spawning ``register_ref`` instances).
 
         Raises:
-            ActorNotFound: unknown actor.
+            ActorNotFound: unknown actor, an unnamed instance never spawned, or an unnamed template itself.
             ActionNotFound: unknown action.
         """
         system = request.actor.id.system or request.system.name
@@ -45,6 +45,10 @@ class Router:
             entry = self.registry.spawn(system, name, request.register_ref)
         else:
             entry = self.registry.lookup(system, name)
+        if entry.kind is Kind.UNNAMED and not entry.parent:
+            exc = ActorNotFound(system, name)
+            exc.args = (f"{name} on ActorSystem {system} is an unnamed template: spawn an instance and invoke that",)
+            raise exc
         action = request.action_name
         if action not in entry.actions and action not in RESERVED_GET_ACTIONS and action != RESTORE_ACTION:
             raise ActionNotFound(system, name, action)
@@ -76,20 +80,47 @@ class Router:
         """
         wf = response.workflow
         routing = wf.WhichOneof("routing")
+        where = f"{source.actor}.{source.action}"
         if routing:
-            if source.depth + 1 > self.max_depth:
-                raise ChainTooDeep(source.depth + 1, self.max_depth)
             step = wf.forward if routing == "forward" else wf.pipe
-            self.resolve(self._hop_request(source, step.actor, step.action_name))
+            try:
+                if source.depth + 1 > self.max_depth:
+                    raise ChainTooDeep(source.depth + 1, self.max_depth)
+                self.resolve(self._hop_request(source, step.actor, step.action_name))
+            except RequestError as exc:
+                exc.args = (f"{routing} from {where} to {step.actor}.{step.action_name}: {exc}",)
+                raise
         for effect in wf.effects:
             if not effect.request.register_ref:
-                self.resolve(self._effect_request(source, effect.request))
+                try:
+                    self.resolve(self._effect_request(source, effect.request))
+                except RequestError as exc:
+                    exc.args = (f"side effect of {where}: {exc}",)
+                    raise
 
-    def dispatch(self, source: Message, response: protocol_pb2.ActorInvocationResponse, reply: Reply) -> None:
-        """Answer the caller (or hand the caller on to the next hop) and send effects and broadcasts."""
+    def dispatch(
+        self,
+        source: Message,
+        response: protocol_pb2.ActorInvocationResponse,
+        reply: Reply,
+        *,
+        failure: Reply | None = None,
+    ) -> None:
+        """Answer the caller (or hand the caller on to the next hop) and send effects and broadcasts.
+
+        Args:
+            source: the invocation that produced ``response``.
+            response: the host's response with its workflow.
+            reply: the reply for the caller when there is no forward/pipe.
+            failure: an error answer for the caller instead of ``reply`` and of any forward/pipe (the state change
+                was committed but something the caller asked for, e.g. a checkpoint, failed); effects and
+                broadcasts are still sent since the change they follow is committed.
+        """
         wf = response.workflow
         routing = wf.WhichOneof("routing") if response.HasField("workflow") else None
-        if routing:
+        if failure is not None:
+            self.answer(source, failure)
+        elif routing:
             step = wf.forward if routing == "forward" else wf.pipe
             hop = self._hop_request(source, step.actor, step.action_name)
             if routing == "pipe":
@@ -156,7 +187,9 @@ class Router:
             hop.noop.SetInParent()
         return hop
 
-    def _effect_request(self, source: Message, request: protocol_pb2.InvocationRequest) -> protocol_pb2.InvocationRequest:
+    def _effect_request(
+        self, source: Message, request: protocol_pb2.InvocationRequest
+    ) -> protocol_pb2.InvocationRequest:
         effect = protocol_pb2.InvocationRequest()
         effect.CopyFrom(request)
         system = request.actor.id.system or request.system.name or source.system

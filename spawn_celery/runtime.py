@@ -11,20 +11,22 @@ from __future__ import annotations
 import logging
 import time
 
-from google.protobuf import any_pb2
-
+from spawn_celery import keys
 from spawn_celery.activation import Activations, Commit
-from spawn_celery.actor import INIT_ACTIONS, RESERVED_GET_ACTIONS, Kind
-from spawn_celery.errors import ActorBusy, ActorError, ActorNotFound, SpawnError, StateConflict
+from spawn_celery.actor import INIT_ACTIONS, KEEP_TIMERS_TAG, RESERVED_GET_ACTIONS, Kind
+from spawn_celery.errors import ActorBusy, ActorError, ActorNotFound, SpawnError, StateConflict, StateStoreError
 from spawn_celery.hosts.base import Host
 from spawn_celery.hosts.python import PythonHost
 from spawn_celery.hosts.remote import RemoteHost
 from spawn_celery.message import Message, Reply
+from spawn_celery.metrics import Observer
+from spawn_celery.pool import PoolSlot
 from spawn_celery.proto import actor_pb2, protocol_pb2
 from spawn_celery.registry import Entry
 from spawn_celery.routing import RESTORE_ACTION, Router
-from spawn_celery.scheduler import Scheduler
-from spawn_celery.statestores.base import Snapshot, StateStore
+from spawn_celery.scheduler import TIMER_DEDUPE_TTL_S, Scheduler, is_timer_fire
+from spawn_celery.snapshotter import snapshot_of, state_of
+from spawn_celery.statestores.base import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ class Runtime:
         python_host: PythonHost | None = None,
         lock_wait_ms: int = 60_000,
         host_timeout_s: float = 60.0,
+        lock_lease_ms: int = 30_000,
+        observer: Observer | None = None,
     ) -> None:
         """Compose the parts a worker needs."""
         self.router = router
@@ -51,6 +55,8 @@ class Runtime:
         self.python_host = python_host
         self.lock_wait_ms = lock_wait_ms
         self.host_timeout_s = host_timeout_s
+        self.lock_lease_ms = lock_lease_ms
+        self.observer = observer or Observer()
         self._remote: dict[str, RemoteHost] = {}
 
     def handle(self, message: Message) -> Reply:
@@ -78,7 +84,13 @@ class Runtime:
 
     def _locked(self, entry: Entry, message: Message) -> Reply:
         system, name = entry.system, entry.name
+        keep = entry.definition.metadata.tags.get(KEEP_TIMERS_TAG) == "true"
+        fire = is_timer_fire(message.id, system, name, message.action)
+        idle_fire = fire and not keep  # a fire is not activity, unless timers keep the actor alive
+        if idle_fire and not self.activations.client.exists(keys.state(system, name)):
+            return Reply()  # timers stop with deactivation: a fire sent just before it is dropped
         deadline = time.monotonic() + self.lock_wait_ms / 1000.0
+        waited = 0.0
         while True:
             begun = self.activations.begin(system, name, message.id)
             if begun.done is not None:
@@ -86,15 +98,24 @@ class Runtime:
             if not begun.busy_ms:
                 break
             if time.monotonic() > deadline:
+                self.observer.lock_wait(system, entry.type_name, time.monotonic() - (waited or deadline))
                 raise ActorBusy(f"actor {name} stayed busy for {self.lock_wait_ms} ms")
+            waited = waited or time.monotonic()
             self.activations.wait(system, name, min(begun.busy_ms, 250))
+        if waited:
+            self.observer.lock_wait(system, entry.type_name, time.monotonic() - waited)
         token = begun.token
+        if begun.state is None and idle_fire:  # deactivated since the check above
+            self.activations.abort(system, name, message.id, token)
+            return Reply()
         try:
             activated = begun.state is None
+            pending = 0
             if activated:
-                state, revision, restored = self._load(entry)
+                state, revision, restored, pending = self._load(entry)
             else:
                 state, revision, restored = actor_pb2.ActorState.FromString(begun.state or b""), begun.revision, False
+            restored = restored or message.request.action_name == RESTORE_ACTION
             before = state.SerializeToString()
             if activated:
                 state = self._run_init(entry, state)
@@ -119,8 +140,9 @@ class Runtime:
         )
         now = int(time.time() * 1000)
         settings = entry.definition.settings
-        keep = entry.definition.metadata.tags.get("spawn-celery/keep-timers") == "true"
         timers = {t.action.name: max(int(t.seconds), 1) for t in entry.definition.timer_actions}
+        # The plain sync case (no workflow, no checkpoint): the caller's reply is written by the commit round trip.
+        folded = bool(message.reply_to) and not response.HasField("workflow") and not response.checkpoint
         commit = Commit(
             state=after if stateful else b"",
             changed=changed,
@@ -129,17 +151,30 @@ class Runtime:
             deactivate_ms=int(settings.deactivation_strategy.timeout.timeout or 30_000),
             snapshot_ms=int(settings.snapshot_strategy.timeout.timeout or 2_000),
             parent=entry.parent,
-            timers="" if keep else "\n".join(timers),
+            timers="" if keep else "\n".join(keys.timer_member(system, name, action) for action in timers),
             stateful=stateful,
+            touch=not idle_fire,
+            dedupe_ttl_s=TIMER_DEDUPE_TTL_S if fire else 0,
+            answer=self.router.transport.reply_record(message.reply_to, reply) if folded else None,
         )
         committed = self.activations.commit(system, name, message.id, token, now, commit)
         if committed is None:
             raise StateConflict(f"lost the lock of {name} before commit")
+        if committed[1]:
+            self.observer.activated(system, entry.type_name)
         if committed[1] and timers:
             self.scheduler.add_timers(system, name, timers, now)
-        if response.checkpoint and stateful and changed:
-            self._checkpoint(entry, state, new_revision)
-        self.router.dispatch(message, response, reply)
+        if pending:
+            self.router.registry.consume_revision(system, name, entry.parent, pending)
+        failure = None
+        if response.checkpoint and stateful and (changed or state.HasField("state")):
+            try:
+                self._checkpoint(entry, state, new_revision)
+            except StateStoreError as exc:  # applied in Redis (written behind later), but the caller asked for SQL
+                log.error("checkpoint of %s/%s at revision %d failed: %s", system, name, new_revision, exc)
+                failure = Reply.failure(StateStoreError(f"applied as revision {new_revision}; checkpoint: {exc}"))
+        if not folded:
+            self.router.dispatch(message, response, reply, failure=failure)
         return reply
 
     def _pooled(self, entry: Entry, message: Message) -> Reply:
@@ -147,7 +182,7 @@ class Runtime:
         if recorded is not None:
             return self._replay(message, Reply.from_json(recorded))
         limit = entry.definition.settings.max_pool_size
-        with _PoolSlot(self.activations, entry, limit, self.lock_wait_ms):
+        with PoolSlot(self.activations.client, entry, limit, self.lock_wait_ms, self.lock_lease_ms, message.id):
             response, _ = self._run(entry, message, actor_pb2.ActorState(), 0)
             self.router.check(message, response)
         reply = Reply(
@@ -167,20 +202,24 @@ class Runtime:
             self.router.answer(message, reply)
         return reply
 
-    def _load(self, entry: Entry) -> tuple[actor_pb2.ActorState, int, bool]:
-        """Activation: the latest snapshot (or the spawn-time revision), else the registered initial state."""
+    def _load(self, entry: Entry) -> tuple[actor_pb2.ActorState, int, bool, int]:
+        """Activation: ``(state, latest stored revision, restored?, pending spawn-time revision to clear or 0)``."""
         initial = actor_pb2.ActorState(tags=dict(entry.definition.state.tags))
         if not entry.definition.settings.stateful:
-            return initial, 0, False
+            return initial, 0, False, 0
         latest = self.statestore.load(entry.system, entry.name)
+        pending = self.router.registry.pending_revision(entry.system, entry.name) if entry.parent else 0
         if latest is None:
-            return initial, 0, False
+            return initial, 0, False, pending
         snapshot, restored = latest, False
-        if entry.revision and entry.revision != latest.revision:
-            old = self.statestore.load_revision(entry.system, entry.name, entry.revision)
-            if old is not None:
+        if pending and pending != latest.revision:
+            old = self.statestore.load_revision(entry.system, entry.name, pending)
+            if old is None:
+                log.warning("%s/%s has no stored revision %d; activating the latest (%d)",
+                            entry.system, entry.name, pending, latest.revision)
+            else:
                 snapshot, restored = old, True
-        return _state_of(snapshot), latest.revision, restored
+        return state_of(snapshot), latest.revision, restored, pending
 
     def _run_init(self, entry: Entry, state: actor_pb2.ActorState) -> actor_pb2.ActorState:
         init = next((a for a in INIT_ACTIONS if a in entry.actions), None)
@@ -240,7 +279,7 @@ class Runtime:
         snapshot = self.statestore.load_revision(entry.system, entry.name, revision)
         if snapshot is None:
             raise ActorError(f"actor {entry.name} has no stored revision {revision}")
-        restored = _state_of(snapshot)
+        restored = state_of(snapshot)
         response = protocol_pb2.ActorInvocationResponse(actor_name=entry.name, actor_system=entry.system)
         response.updated_context.SetInParent()
         if restored.HasField("state"):
@@ -261,50 +300,4 @@ class Runtime:
 
     def _checkpoint(self, entry: Entry, state: actor_pb2.ActorState, revision: int) -> None:
         """Persist now (``checkpoint=True``); the write-behind snapshotter retries if this fails."""
-        self.statestore.save(_snapshot_of(entry.system, entry.name, entry.parent, state, revision))
-
-
-class _PoolSlot:
-    """Bounds concurrent invocations of a pooled actor with a Redis counter (``max_pool_size``; 0 = unbounded)."""
-
-    def __init__(self, activations: Activations, entry: Entry, limit: int, wait_ms: int) -> None:
-        self._redis = activations.client
-        self._key = f"sp:pl:{entry.system}:{entry.name}"
-        self._limit, self._wait_ms, self._name = limit, wait_ms, entry.name
-
-    def __enter__(self) -> None:
-        if self._limit <= 0:
-            return
-        deadline = time.monotonic() + self._wait_ms / 1000.0
-        while True:
-            if int(self._redis.incr(self._key)) <= self._limit:
-                self._redis.pexpire(self._key, max(self._wait_ms * 2, 60_000))
-                return
-            self._redis.decr(self._key)
-            if time.monotonic() > deadline:
-                raise ActorBusy(f"pooled actor {self._name} has all {self._limit} slots busy")
-            time.sleep(0.002)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._limit > 0:
-            self._redis.decr(self._key)
-
-
-def _state_of(snapshot: Snapshot) -> actor_pb2.ActorState:
-    state = actor_pb2.ActorState(tags=dict(snapshot.tags))
-    if snapshot.type_url:
-        state.state.CopyFrom(any_pb2.Any(type_url=snapshot.type_url, value=snapshot.data))
-    return state
-
-
-def _snapshot_of(system: str, name: str, parent: str, state: actor_pb2.ActorState, revision: int) -> Snapshot:
-    """The SQL snapshot of an ``ActorState`` at ``revision``."""
-    return Snapshot(
-        system=system,
-        actor=name,
-        revision=revision,
-        type_url=state.state.type_url if state.HasField("state") else "",
-        data=state.state.value if state.HasField("state") else b"",
-        tags=dict(state.tags),
-        parent=parent,
-    )
+        self.statestore.save(snapshot_of(entry.system, entry.name, entry.parent, state, revision))

@@ -41,6 +41,25 @@ return out
 """
 
 
+TIMER_ID_PREFIX = "t."
+"""Invocation ids of timer fires start with this (they do not count as activity for deactivation)."""
+
+
+TIMER_DEDUPE_TTL_S = 120
+"""Dedupe window of one timer fire: short, so periodic fires do not pile up records in Redis for hours."""
+
+
+def timer_invocation_id(system: str, name: str, action: str, due_ms: int) -> str:
+    """The invocation id of one timer fire: deterministic, so a fire sent twice runs once."""
+    return f"{TIMER_ID_PREFIX}{system}.{name}.{action}.{due_ms}"
+
+
+def is_timer_fire(invocation_id: str, system: str, name: str, action: str) -> bool:
+    """Whether ``invocation_id`` is a fire of timer ``action`` of actor ``name`` (not a workflow step it caused)."""
+    prefix = f"{TIMER_ID_PREFIX}{system}.{name}.{action}."
+    return invocation_id.startswith(prefix) and invocation_id[len(prefix):].isdigit()
+
+
 @dataclass(frozen=True)
 class Due:
     """A claimed entry: the member, the time it was due (ms) and its stored value."""

@@ -13,6 +13,7 @@ from spawn_celery.activation import Activations
 from spawn_celery.actor import Actor
 from spawn_celery.config import Settings
 from spawn_celery.hosts.python import PythonHost
+from spawn_celery.metrics import Observer
 from spawn_celery.registry import Registry
 from spawn_celery.routing import Router
 from spawn_celery.scheduler import Scheduler
@@ -80,8 +81,8 @@ class Services:
 
         return open_statestore(self.settings)
 
-    def runtime(self) -> object:
-        """The invocation runtime of a worker process."""
+    def runtime(self, *, observer: Observer | None = None) -> object:
+        """The invocation runtime of a worker process (``observer`` receives metrics hooks)."""
         from spawn_celery.runtime import Runtime
 
         return Runtime(
@@ -92,10 +93,12 @@ class Services:
             python_host=PythonHost(self.actors),
             lock_wait_ms=self.settings.lock_wait_ms,
             host_timeout_s=self.settings.host_timeout_ms / 1000.0,
+            lock_lease_ms=self.settings.lock_lease_ms,
+            observer=observer,
         )
 
-    def housekeeper(self) -> object:
-        """A housekeeping loop over these services."""
+    def housekeeper(self, *, observer: Observer | None = None) -> object:
+        """A housekeeping loop over these services (``observer`` receives metrics hooks)."""
         from spawn_celery.housekeeper import Housekeeper
         from spawn_celery.snapshotter import Snapshotter
 
@@ -104,5 +107,6 @@ class Services:
             statestore=self.statestore,
             lease_ms=self.settings.lock_lease_ms,
             retry_ms=self.settings.snapshot_retry_ms,
+            observer=observer,
         )
         return Housekeeper(router=self.router, scheduler=self.scheduler, snapshotter=snapshotter, tick_ms=self.settings.tick_ms)

@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 
 import redis
+from google.protobuf import any_pb2
 
 from spawn_celery import keys
 from spawn_celery.errors import StateStoreError
+from spawn_celery.metrics import Observer
 from spawn_celery.proto import actor_pb2
 from spawn_celery.statestores.base import Snapshot, StateStore
 
@@ -51,7 +53,7 @@ redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('DEL', KEYS[2])
 redis.call('LPUSH', KEYS[7], '1')
-redis.call('PEXPIRE', KEYS[7], 2000)
+redis.call('PEXPIRE', KEYS[7], 100)
 return 1
 """
 
@@ -59,24 +61,33 @@ return 1
 class Snapshotter:
     """Flushes dirty state and evicts idle actors."""
 
-    def __init__(self, *, client: redis.Redis, statestore: StateStore, lease_ms: int, retry_ms: int) -> None:
-        """Use ``client`` (bytes responses) and ``statestore``."""
+    def __init__(
+        self,
+        *,
+        client: redis.Redis,
+        statestore: StateStore,
+        lease_ms: int,
+        retry_ms: int,
+        observer: Observer | None = None,
+    ) -> None:
+        """Use ``client`` (bytes responses) and ``statestore``; ``observer`` hears of deactivations."""
         self._redis = client
         self._store = statestore
         self._lease_ms = lease_ms
         self._retry_ms = retry_ms
+        self._observer = observer or Observer()
         self._clean = client.register_script(_CLEAN)
         self._evict = client.register_script(_EVICT)
 
     def flush_due(self, now_ms: int, limit: int = 200) -> int:
         """Write snapshots that are due; return how many were written."""
         due = self._redis.zrangebyscore(keys.DIRTY, "-inf", now_ms, start=0, num=limit)
-        return sum(self.flush(m.decode(), now_ms) for m in due)
+        return sum(self.flush(_text(m), now_ms) for m in due)
 
     def flush_all(self, now_ms: int) -> int:
         """Write every dirty actor now (graceful shutdown); return how many were written."""
         members = self._redis.zrange(keys.DIRTY, 0, -1)
-        return sum(self.flush(m.decode(), now_ms) for m in members)
+        return sum(self.flush(_text(m), now_ms) for m in members)
 
     def flush(self, member: str, now_ms: int) -> bool:
         """Write one actor's hot state to SQL at its current revision."""
@@ -85,16 +96,8 @@ class Snapshotter:
         if raw is None:
             self._redis.zrem(keys.DIRTY, member)
             return False
-        state = actor_pb2.ActorState.FromString(raw)
-        snapshot = Snapshot(
-            system=system,
-            actor=name,
-            revision=int(revision or 0),
-            type_url=state.state.type_url if state.HasField("state") else "",
-            data=state.state.value if state.HasField("state") else b"",
-            tags=dict(state.tags),
-            parent=(parent or b"").decode(),
-        )
+        state = actor_pb2.ActorState.FromString(raw if isinstance(raw, bytes) else raw.encode())
+        snapshot = snapshot_of(system, name, _text(parent or b""), state, int(revision or 0))
         try:
             self._store.save(snapshot)
         except StateStoreError as exc:
@@ -108,7 +111,7 @@ class Snapshotter:
     def deactivate_idle(self, now_ms: int, limit: int = 200) -> int:
         """Evict actors idle past their deactivate timeout; return how many were evicted."""
         idle = self._redis.zrangebyscore(keys.ACTIVE, "-inf", now_ms, start=0, num=limit)
-        return sum(self.deactivate(m.decode(), now_ms) for m in idle)
+        return sum(self.deactivate(_text(m), now_ms) for m in idle)
 
     def deactivate(self, member: str, now_ms: int) -> bool:
         """Flush and evict one actor if it is still idle and not locked by an invocation."""
@@ -131,4 +134,31 @@ class Snapshotter:
         )
         if evicted:
             log.debug("deactivated %s/%s", system, name)
+            self._observer.deactivated(system)
         return evicted
+
+
+def _text(value: object) -> str:
+    """A Redis reply as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def state_of(snapshot: Snapshot) -> actor_pb2.ActorState:
+    """The ``ActorState`` a stored snapshot holds."""
+    state = actor_pb2.ActorState(tags=dict(snapshot.tags))
+    if snapshot.type_url:
+        state.state.CopyFrom(any_pb2.Any(type_url=snapshot.type_url, value=snapshot.data))
+    return state
+
+
+def snapshot_of(system: str, name: str, parent: str, state: actor_pb2.ActorState, revision: int) -> Snapshot:
+    """The SQL snapshot of an ``ActorState`` at ``revision``."""
+    return Snapshot(
+        system=system,
+        actor=name,
+        revision=revision,
+        type_url=state.state.type_url if state.HasField("state") else "",
+        data=state.state.value if state.HasField("state") else b"",
+        tags=dict(state.tags),
+        parent=parent,
+    )

@@ -21,7 +21,7 @@ import redis
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
-from spawn_celery import keys
+from spawn_celery import keys, metrics
 from spawn_celery.config import Settings
 from spawn_celery.errors import ConfigError, PayloadDecodeError, TransportUnavailable
 from spawn_celery.message import TASK_NAME, Message, Reply
@@ -58,7 +58,7 @@ def install_task(app: Celery, runtime_factory: Callable[[], Any]) -> None:
     holder: dict[int, Any] = {}
 
     @app.task(name=TASK_NAME, bind=True, acks_late=True, ignore_result=True, max_retries=60)
-    def invoke(task: Any, **kwargs: Any) -> None:
+    def invoke(task: Any, /, **kwargs: Any) -> str:
         runtime = holder.get(os.getpid())
         if runtime is None:
             runtime = holder[os.getpid()] = runtime_factory()
@@ -68,9 +68,9 @@ def install_task(app: Celery, runtime_factory: Callable[[], Any]) -> None:
             log.error("dropping undecodable invocation %s: %s", kwargs.get("id"), exc)
             if kwargs.get("reply_to"):
                 runtime.router.transport.store(str(kwargs["reply_to"]), Reply.failure(exc))
-            return
+            return Reply.failure(exc).status
         try:
-            runtime.handle(message)
+            return str(runtime.handle(message).status)  # shown by Flower as the result; read by metrics
         except (redis.ConnectionError, redis.TimeoutError, TransportUnavailable) as exc:
             log.warning("invocation %s: Redis unavailable (%s); retrying", message.id, exc)
             raise task.retry(countdown=1) from exc
@@ -84,15 +84,6 @@ def register_actors(services: Services, spawn: Spawn) -> None:
         [actor.to_proto(system) for actor in spawn.actors.values()],
         channels={a.name: [(c.topic, c.action) for c in a.settings.channels] for a in spawn.actors.values()},
     )
-    for actor in spawn.actors.values():
-        if actor.settings.keep_timers:
-            services.redis.hset(keys.registry(system), actor.name, _keep_timers(actor.to_proto(system)))
-
-
-def _keep_timers(proto: Any) -> bytes:
-    proto.metadata.tags["spawn-celery/keep-timers"] = "true"
-    data: bytes = proto.SerializeToString()
-    return data
 
 
 def serve(
@@ -113,15 +104,17 @@ def serve(
     all_queues = list(queues or [])
     if spawn is not None:
         register_actors(services, spawn)
-        all_queues += [keys.queue(spawn.system_name, name) for name in spawn.actors]
+        if not queues:  # --queues restricts a worker group to some of the app's queues
+            all_queues += [keys.queue(spawn.system_name, name) for name in spawn.actors]
     if remote:
         all_queues += sorted(services.registry.remote_queues())
     if not all_queues:
         all_queues = ["spawn.idle"]
     app = services.app
-    install_task(app, lambda: Services.create(settings, actors=actors).runtime())
+    observer = metrics.install(settings, queues=all_queues)
+    install_task(app, lambda: Services.create(settings, actors=actors).runtime(observer=observer))
     node = hostname or f"spawn-{os.getpid()}@{socket.gethostname()}"
-    keeper: Any = services.housekeeper()
+    keeper: Any = services.housekeeper(observer=observer)
 
     def on_ready(**_: Any) -> None:
         keeper.start()
@@ -157,7 +150,7 @@ def _watch_remote(services: Services, node: str, consumed: set[str]) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``spawn-celery worker``."""
     parser.add_argument("--app", help="MODULE:ATTR of a spawn_celery.Spawn with the actors to host")
-    parser.add_argument("--queues", default="", help="extra queues to consume, comma-separated")
+    parser.add_argument("--queues", default="", help="consume only these queues (comma-separated; default: all of the app's actors)")
     parser.add_argument("--remote", action="store_true", help="also serve actors of remote SDK hosts")
     parser.add_argument("--concurrency", "-c", type=int, default=0, help="worker processes (default: CPUs)")
     parser.add_argument("--pool", "-P", default="prefork", choices=["prefork", "threads", "solo"])

@@ -56,7 +56,8 @@ def classify(exc: BaseException) -> tuple[int, str, str, str]:
 
 def status_message(status_name: str, message: str) -> protocol_pb2.RequestStatus:
     """A ``RequestStatus`` for a Status name."""
-    return protocol_pb2.RequestStatus(status=protocol_pb2.Status.Value(status_name), message=message)
+    status = protocol_pb2.Status.Value(status_name)
+    return protocol_pb2.RequestStatus(status=status, message=message)  # type: ignore[arg-type]
 
 
 def error_protobuf(exc: BaseException, response_cls: type[Message], headers: dict[str, str] | None = None) -> Response:

@@ -57,6 +57,48 @@ def activator_pod(
     return o.pod_spec([container], [tmp, manifest_volume], grace)
 
 
+def activator_workload(
+    manifest: Mapping[str, Any],
+    *,
+    name: str,
+    namespace: str,
+    obj_labels: Mapping[str, str],
+    image: str,
+    env_sources: list[o.Manifest],
+    env: list[o.Manifest] | None = None,
+    config_hash: str = "",
+    owners: list[o.Manifest] | None = None,
+) -> list[o.Manifest]:
+    """Return the ConfigMap holding ``manifest`` and the Deployment running it (Cron: 2 replicas by default).
+
+    Raises:
+        ConfigError: the type has no activator process, or a source or binding is wrong; names the field.
+    """
+    settings = manifest.get("spec", {}).get("activator") or {}
+    try:
+        command = activator_command(manifest)
+    except ValueError as exc:
+        raise ConfigError("spec.activator.type", str(settings.get("type", "")), str(exc)) from None
+    check_bindings(manifest["spec"], command)
+    text = yaml.safe_dump(dict(manifest), sort_keys=False)
+    pod = activator_pod(image=image, command=command, config_map=name, env_sources=env_sources)
+    if env:
+        pod["containers"][0]["env"] = env
+    cm = o.config_map(name, namespace, obj_labels, {"activator.yaml": text})
+    if owners:
+        cm["metadata"]["ownerReferences"] = owners
+    deployment = o.deployment(
+        name=name,
+        namespace=namespace,
+        obj_labels=obj_labels,
+        pod_spec=pod,
+        replicas=int(settings.get("replicas", 2 if command == "cron" else 1)),
+        pod_annotations={o.CHECKSUM_ANNOTATION: o.checksum(config_hash, text)},
+        owner_references=owners,
+    )
+    return [cm, deployment]
+
+
 def activator_objects(
     activator: Mapping[str, Any], system: Mapping[str, Any], defaults: OperatorDefaults
 ) -> list[o.Manifest]:
@@ -65,52 +107,33 @@ def activator_objects(
     settings = spec.get("activator") or {}
     if str(settings.get("type", "")).lower() == "api":
         return []
-    try:
-        command = activator_command(activator)
-    except ValueError as exc:
-        raise ConfigError("spec.activator.type", str(settings.get("type", "")), str(exc)) from None
-    check_bindings(spec, command)
     system_name = system["metadata"]["name"]
-    name, namespace = f"{meta['name']}-activator", meta["namespace"]
-    obj_labels = {**o.labels(name, "activator", system_name), o.MANAGED_BY_LABEL: MANAGER}
-    owners = [o.owner_reference(activator)]
+    name = f"{meta['name']}-activator"
     manifest = {
         "apiVersion": API_VERSION,
         "kind": "Activator",
-        "metadata": {"name": meta["name"], "namespace": namespace, "annotations": {SYSTEM_ANNOTATION: system_name}},
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "annotations": {SYSTEM_ANNOTATION: system_name},
+        },
         "spec": spec,
     }
-    text = yaml.safe_dump(manifest, sort_keys=False)
     sources = o.env_from(config_map_name(system_name))
     amqp_secret = settings.get("paramsSecretRef") or (settings.get("settings") or {}).get("credentialsSecretRef")
     if amqp_secret:
         sources.append({"prefix": "SPAWN_AMQP_", "secretRef": {"name": amqp_secret}})
-    pod = activator_pod(
+    return activator_workload(
+        manifest,
+        name=name,
+        namespace=meta["namespace"],
+        obj_labels={**o.labels(name, "activator", system_name), o.MANAGED_BY_LABEL: MANAGER},
         image=str(settings.get("image") or defaults.activator_image),
-        command=command,
-        config_map=name,
         env_sources=sources,
+        env=system_env(system, statestore=False),
+        config_hash=o.checksum(system_settings(system)),
+        owners=[o.owner_reference(activator)],
     )
-    pod["containers"][0]["env"] = system_env(system, statestore=False)
-    if not pod["containers"][0]["env"]:
-        del pod["containers"][0]["env"]
-    pod["securityContext"] = o.pod_security()
-    cm = o.config_map(name, namespace, obj_labels, {"activator.yaml": text})
-    cm["metadata"]["ownerReferences"] = owners
-    replicas = int(settings.get("replicas", 2 if command == "cron" else 1))
-    annotations = {o.CHECKSUM_ANNOTATION: o.checksum(system_settings(system), text)}
-    return [
-        cm,
-        o.deployment(
-            name=name,
-            namespace=namespace,
-            obj_labels=obj_labels,
-            pod_spec=pod,
-            replicas=replicas,
-            pod_annotations=annotations,
-            owner_references=owners,
-        ),
-    ]
 
 
 def check_bindings(spec: Mapping[str, Any], command: str) -> None:

@@ -30,8 +30,9 @@ WORKER_GRACE_S = 60
 """Worker drain budget: SIGTERM finishes in-flight invocations and flushes dirty state within it."""
 GATEWAY_PRESTOP_S = 10
 """Gateway preStop sleep: endpoints and load balancers stop sending before SIGTERM reaches gunicorn."""
-GATEWAY_DRAIN_S = 30
-"""Gateway drain after SIGTERM (gunicorn ``graceful_timeout``): readiness 503, in-flight requests finish."""
+GATEWAY_DRAIN_S = 36
+"""Gateway drain after SIGTERM: gunicorn's ``graceful_timeout`` (web/gunicorn.conf.py: SPAWN_DRAIN_DELAY_MS 1 s +
+SPAWN_DRAIN_TIMEOUT_MS 30 s + 5 s). Readiness answers 503 and in-flight requests finish within it."""
 GATEWAY_GRACE_S = GATEWAY_PRESTOP_S + GATEWAY_DRAIN_S + 5
 """terminationGracePeriodSeconds of the gateway: preStop + drain + a margin before SIGKILL."""
 UID = 10001

@@ -52,6 +52,10 @@ def api_status(exc: BaseException) -> int | None:
     return status if isinstance(status, int) else None
 
 
+class _SystemMissing(Exception):
+    """The ActorSystem a resource names does not exist (yet): reported in its status, retried on its event."""
+
+
 @dataclass
 class Outcome:
     """What one reconcile pass did.
@@ -119,8 +123,8 @@ class Reconciler:
         extra: dict[str, Any] = {}
         try:
             wanted = self._desired(kind, resource)
-        except LookupError as exc:
-            outcome.ready, outcome.reason, message = False, "ActorSystemNotFound", str(exc.args[0])
+        except _SystemMissing as exc:
+            outcome.ready, outcome.reason, message = False, "ActorSystemNotFound", str(exc)
         except ConfigError as exc:
             outcome.ready, outcome.reason, message = False, "InvalidSpec", str(exc)
         else:
@@ -165,7 +169,7 @@ class Reconciler:
         namespace, system_name = resource["metadata"]["namespace"], d.system_of(resource)
         system = self._get_resource("ActorSystem", namespace, system_name)
         if system is None:
-            raise LookupError(f"ActorSystem {system_name!r} not found in namespace {namespace!r}")
+            raise _SystemMissing(f"ActorSystem {system_name!r} not found in namespace {namespace!r}")
         if kind == "ActorHost":
             return d.host_objects(resource, system, self.defaults)
         return activator_objects(resource, system, self.defaults)

@@ -16,7 +16,7 @@ import yaml
 
 from spawn_celery.k8s import devstack, scaling
 from spawn_celery.k8s import objects as o
-from spawn_celery.k8s.activator import activator_command, activator_pod
+from spawn_celery.k8s.activator import activator_workload
 from spawn_celery.k8s.objects import ACTIVATOR_IMAGE, GATEWAY_IMAGE, WORKER_IMAGE
 from spawn_celery.keys import queue as actor_queue
 
@@ -218,31 +218,23 @@ def worker_group(config: StackConfig, group: WorkerGroup) -> list[o.Manifest]:
 
 
 def activator(config: StackConfig, manifest: Mapping[str, Any]) -> list[o.Manifest]:
-    """Return the ConfigMap (manifest) and Deployment of one activator; Cron also gets a PodDisruptionBudget."""
-    command = activator_command(manifest)
+    """Return the ConfigMap (manifest) and Deployment of one activator; Cron also gets a PodDisruptionBudget.
+
+    Raises:
+        ConfigError: the manifest cannot run (an ``Api`` type, a source without ``expr``/``queue``, a bad binding).
+    """
     name = f"spawn-activator-{manifest['metadata']['name']}"
     obj_labels = config.labels(name, "activator")
-    text = yaml.safe_dump(dict(manifest), sort_keys=False)
-    settings = manifest["spec"]["activator"]
-    replicas = int(settings.get("replicas", 2 if command == "cron" else 1))
-    pod = activator_pod(
+    docs = activator_workload(
+        manifest,
+        name=name,
+        namespace=config.namespace,
+        obj_labels=obj_labels,
         image=config.activator_image,
-        command=command,
-        config_map=name,
         env_sources=o.env_from("spawn-config", config.secret_name),
+        config_hash=config.config_checksum,
     )
-    docs = [
-        o.config_map(name, config.namespace, obj_labels, {"activator.yaml": text}),
-        o.deployment(
-            name=name,
-            namespace=config.namespace,
-            obj_labels=obj_labels,
-            pod_spec=pod,
-            replicas=replicas,
-            pod_annotations={o.CHECKSUM_ANNOTATION: o.checksum(config.config_checksum, text)},
-        ),
-    ]
-    if replicas > 1:
+    if docs[1]["spec"]["replicas"] > 1:
         docs.append(scaling.pdb(name, config.namespace, obj_labels, minAvailable=1))
     return docs
 

@@ -1,0 +1,83 @@
+"""Profile the two halves of a sync invocation with pyinstrument: ``python -m bench.profile [worker|client]``.
+
+``worker``: the runtime's ``handle`` in this process (no Celery delivery), as a pool process runs it.
+``client``: ``Client.invoke`` against a real worker subprocess (send, wait, forget).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pyinstrument import Profiler
+
+from bench import actors, scenarios
+from spawn_celery.client import Client
+from spawn_celery.examples.domain_pb2 import Increment
+from spawn_celery.message import Message, new_id
+from spawn_celery.services import Services
+from tests.support import WorkerProcess, flush_redis, make_settings
+
+
+def worker_path(calls: int) -> None:
+    settings = make_settings(Path(tempfile.mkdtemp()), redis_db=6)
+    flush_redis(settings)
+    services = Services.create(settings, actors=dict(actors.system.actors))
+    from spawn_celery.worker import register_actors
+
+    register_actors(services, actors.system)
+    services.registry.spawn("bench", "p-1", "counter")
+    runtime = services.runtime()
+    client = Client(services=services)
+
+    distinct = len(sys.argv) > 3 and sys.argv[3] == "distinct"
+    counter = iter(range(10**9))
+
+    def one() -> None:
+        name = f"p-{next(counter)}" if distinct else "p-1"
+        if distinct:
+            services.redis.hsetnx("sp:inst:bench", name, "counter\x1f0")
+        request = client.request("bench", name, "incr", Increment(by=1))
+        message = Message(new_id(), request)
+        message.reply_to = message.id
+        kwargs = message.to_kwargs()
+        runtime.handle(Message.from_kwargs(kwargs))  # type: ignore[attr-defined]
+
+    for _ in range(200):
+        one()
+    start = time.perf_counter()
+    with Profiler(interval=0.0002) as prof:
+        for _ in range(calls):
+            one()
+    per = (time.perf_counter() - start) / calls * 1e6
+    prof.print(show_all=False)
+    print(f"worker path (profiled): {per:.0f} us per invocation")
+    start = time.perf_counter()
+    for _ in range(calls):
+        one()
+    print(f"worker path (no profiler): {(time.perf_counter() - start) / calls * 1e6:.0f} us per invocation")
+
+
+def client_path(calls: int) -> None:
+    tmp = Path(tempfile.mkdtemp())
+    settings = make_settings(tmp, redis_db=6)
+    flush_redis(settings)
+    worker = WorkerProcess(settings, app="bench.actors:system", log_path=tmp / "w.log").start()
+    try:
+        client = Client(services=Services.create(settings))
+        client.spawn("bench", "p-1", "counter")
+        for _ in range(200):
+            client.invoke("bench", "p-1", "incr", Increment(by=1))
+        with Profiler(interval=0.0002) as prof:
+            for _ in range(calls):
+                client.invoke(scenarios.SYSTEM, "p-1", "incr", Increment(by=1))
+        prof.print(show_all=False)
+    finally:
+        worker.stop()
+
+
+if __name__ == "__main__":
+    which = sys.argv[1] if len(sys.argv) > 1 else "worker"
+    (worker_path if which == "worker" else client_path)(int(sys.argv[2]) if len(sys.argv) > 2 else 2000)

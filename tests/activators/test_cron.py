@@ -1,0 +1,62 @@
+"""Cron activator: real `spawn-celery activator cron` replicas, a real worker, real Redis."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from spawn_celery.client import Client
+from tests.activators.conftest import Start, unique, wait_until
+
+MANIFEST = """
+apiVersion: spawn-eigr.io/v1
+kind: Activator
+metadata: {{name: {name}}}
+spec:
+  activator: {{type: Cron}}
+  bindings:
+    sources:
+      - {{name: every-second, expr: "* * * * * *"}}
+    sinks:
+      - name: tick
+        system: acttests
+        actor: {actor}
+        action: tick
+        payload: {{"from": "cron"}}
+        binding: [{{name: every-second}}]
+"""
+
+
+def fires_of(client: Client, actor: str) -> list[str]:
+    view = client.state("acttests", actor)
+    return list(view.value["fires"]) if view.value else []
+
+
+def test_two_replicas_send_each_fire_once(act_client: Client, activators: Start) -> None:
+    # Given two replicas of the same 1-second schedule
+    actor = unique("ticker")
+    act_client.spawn("acttests", actor, "tickers")
+    text = MANIFEST.format(name=unique("cron"), actor=actor)
+    replicas = [activators("cron", text), activators("cron", text)]
+    replicas[0].wait_for("started on replica")
+    started = time.monotonic()
+    replicas[1].wait_for("started on replica")
+    # When they run side by side for about 5 seconds (a starting replica also catches up the last second)
+    time.sleep(max(0.0, started + 4.5 - time.monotonic()))
+    for replica in replicas:
+        assert replica.proc is not None
+        replica.proc.send_signal(signal.SIGTERM)
+    assert [replica.proc.wait(20) for replica in replicas if replica.proc] == [0, 0]
+    sent = sum(replica.log().count(f" -> {actor}.tick") for replica in replicas)
+    # Then the actor saw every fire exactly once: one invocation per fire time, whichever replica won it
+    fires = wait_until(lambda: len(got := fires_of(act_client, actor)) >= sent and got, timeout=30)
+    assert len(fires) == len(set(fires)) == sent
+    assert 4 <= len(fires) <= 6, fires
+    assert act_client.state("acttests", actor).value["payloads"][0] == {"from": "cron"}
+
+
+def test_bad_expression_refuses_to_start(activators: Start) -> None:
+    text = MANIFEST.replace("* * * * * *", "61 * * * *").format(name=unique("cron"), actor="ticks")
+    proc = activators("cron", text)
+    assert proc.proc is not None and proc.proc.wait(30) == 2
+    assert "every-second" in proc.log() and "'61 * * * *' is not a valid cron expression" in proc.log()

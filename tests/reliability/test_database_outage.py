@@ -1,0 +1,72 @@
+"""The statestore database stops under load: hot state keeps answering, snapshots are retried, none is lost."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from spawn_celery.client import Client
+from spawn_celery.config import Settings
+from spawn_celery.errors import StateStoreError
+from spawn_celery.examples.domain_pb2 import CounterState
+from tests.reliability.faults import SYSTEM, Load, Node, PostgresCluster, spawn_counter, wait_for
+
+PORT = 5499  # our own PostgreSQL cluster: the machine's shared one on 5432 is never stopped
+OUTAGE_S = 10  # issue 8 says 30 s; 10 s shows the same behaviour (many failed, retried snapshot rounds) in budget
+ACTORS = 3
+
+
+@pytest.fixture
+def postgres() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster, running."""
+    pg = PostgresCluster(PORT).init()
+    pg.start()
+    yield pg
+    pg.remove()
+
+
+def test_invocations_answer_from_hot_state_and_snapshots_catch_up_after_a_database_outage(
+    postgres: PostgresCluster, make: Callable[..., Settings], nodes: Callable[..., Node],
+    clients: Callable[[Settings], Client],
+) -> None:
+    # Given active actors whose state is written behind to PostgreSQL every 200 ms (retried every 500 ms)
+    settings = make(database_url=postgres.url, snapshot_retry_ms=500)
+    worker = nodes(settings, "a", concurrency=2).start()
+    client = clients(settings)
+    names = [spawn_counter(client) for _ in range(ACTORS)]
+    for name in names:
+        client.invoke(SYSTEM, name, "increment")
+    store = client.services.statestore
+    wait_for(lambda: all((s := store.load(SYSTEM, n)) and s.revision == 1 for n in names), 10, "first snapshots")
+    # When the database stops for OUTAGE_S seconds while clients keep invoking every actor
+    loads = [Load(settings, name, threads=2, timeout=10.0) for name in names]
+    postgres.stop()
+    for load in loads:
+        load.start()
+    time.sleep(OUTAGE_S / 2)
+    # (a checkpointed call cannot reach SQL: it is applied in Redis, and its caller is told the checkpoint failed)
+    with pytest.raises(StateStoreError, match="applied at revision"):
+        client.invoke(SYSTEM, names[0], "checkpointed")
+    time.sleep(OUTAGE_S / 2)
+    for load in loads:
+        load.stop()
+        load.join()
+    # Then every call was answered from hot state, in order
+    for load in loads:
+        assert not load.errors and not load.unacked
+        assert sorted(load.acked.values())[-1] > 1
+    # And the worker warned, more than once, that snapshots failed and would be retried
+    warnings = [line for line in worker.log().splitlines() if "WARNING" in line and "snapshot of" in line]
+    assert len(warnings) >= OUTAGE_S, warnings[-3:]
+    # When the database comes back
+    postgres.start()
+    # Then the retried snapshots land: SQL holds each actor's exact value at its exact hot revision
+    for load, name in zip(loads, names, strict=True):
+        expected = 1 + len(load.acked) + (1 if name == names[0] else 0)
+        view = client.state(SYSTEM, name)
+        assert (view.value.value, view.revision) == (expected, expected)
+        wait_for(lambda n=name, e=expected: (s := store.load(SYSTEM, n)) and s.revision == e, 20, f"snapshot of {name}")
+        snapshot = store.load(SYSTEM, name)
+        assert snapshot is not None and CounterState.FromString(snapshot.data).value == expected

@@ -1,0 +1,54 @@
+"""A worker paused past its lock lease cannot write when it wakes: the fencing token refuses its late commit."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from spawn_celery.client import Client
+from spawn_celery.config import Settings
+from spawn_celery.keys import lock
+from tests.reliability.faults import SYSTEM, Node, new_client, close_client, spawn_counter, wait_for
+
+LEASE_MS = 1_500
+
+
+def test_a_worker_paused_past_its_lease_is_fenced_off_and_no_update_is_lost(
+    make: Callable[..., Settings], nodes: Callable[..., Node], clients: Callable[[Settings], Client]
+) -> None:
+    # Given a short lock lease, and no redelivery during the test (the paused worker keeps its message)
+    settings = make(lock_lease_ms=LEASE_MS, visibility_timeout_s=120)
+    a = nodes(settings, "a").start()
+    client = clients(settings)
+    name = spawn_counter(client)
+    locked = client.services.redis
+    # When worker a starts a slow invocation (1 s) and is frozen (SIGSTOP) inside it, holding the actor's lock
+    slow: dict[str, Any] = {}
+
+    def call_slow() -> None:
+        own = new_client(settings)
+        try:
+            slow["value"] = own.invoke(SYSTEM, name, "slow", {"s": 1}, invocation_id="slow-1", timeout=60).value
+        finally:
+            close_client(own)
+
+    caller = threading.Thread(target=call_slow, daemon=True)
+    caller.start()
+    wait_for(lambda: locked.exists(lock(SYSTEM, name)), 10, "worker a to lock the actor")
+    a.pause()
+    # And its lease runs out while worker b takes over and applies 20 increments
+    b = nodes(settings, "b").start()
+    wait_for(lambda: not locked.exists(lock(SYSTEM, name)), 10, "the paused holder's lease to expire")
+    replies = [client.invoke(SYSTEM, name, "increment", timeout=20).value for _ in range(20)]
+    assert replies == list(range(1, 21))
+    # When worker a resumes: its action finishes and it tries to commit the state it computed (value 1)
+    a.resume()
+    caller.join(30)
+    # Then that late write was refused by the fencing token, the invocation ran again on the current state,
+    # and no update was lost: 20 increments + the slow one
+    assert "slow-1 lost the lock of " + name in a.log()
+    assert slow["value"] == 21
+    view = client.state(SYSTEM, name)
+    assert (view.value.value, view.revision) == (21, 21)
+    assert b.alive

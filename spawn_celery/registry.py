@@ -2,66 +2,22 @@
 
 Workers record the ``Actor`` message of each Python actor they host; the gateway records those of remote SDK
 hosts. Every process routes from here without importing user code. Lookups are cached in-process for
-``ttl`` seconds (positive results only, so an unknown actor is always checked afresh).
+``ttl`` seconds (positive results only, so an unknown actor is always checked afresh). ``Entry``, a resolved
+instance, lives in :mod:`spawn_celery.entry` and is re-exported here.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
-from functools import cached_property
 
 import redis
 
 from spawn_celery import keys
 from spawn_celery.actor import DEFAULT_CHANNEL_ACTION, Kind
+from spawn_celery.entry import Entry as Entry  # re-exported: callers import it from here
 from spawn_celery.errors import ActorNotFound, DefinitionError, SpawnConflict
 from spawn_celery.proto import actor_pb2
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A resolved actor instance.
-
-    Attributes:
-        system: the actor system.
-        name: the instance name.
-        definition: the registered ``Actor`` message of the actor type (the template for spawned instances).
-        host: the remote host URL, or "" when Python workers host it in-process.
-        parent: the template name for spawned instances, else "".
-        revision: the revision to restore on first activation (spawned with ``?revision=N``), else 0.
-    """
-
-    system: str
-    name: str
-    definition: actor_pb2.Actor
-    host: str = ""
-    parent: str = ""
-    revision: int = 0
-
-    @property
-    def type_name(self) -> str:
-        """The actor type name: the template for instances, else the name."""
-        return self.parent or self.name
-
-    @property
-    def kind(self) -> Kind:
-        """The actor kind."""
-        return Kind.from_wire(self.definition.settings.kind)
-
-    @property
-    def queue(self) -> str:
-        """The Celery queue serving this instance."""
-        return keys.queue(self.system, self.type_name)
-
-    @cached_property
-    def actions(self) -> frozenset[str]:
-        """Action names, timer actions included (computed once per entry: checked on every invocation)."""
-        names = {a.name for a in self.definition.actions}
-        names.update(t.action.name for t in self.definition.timer_actions)
-        return frozenset(names)
-
 
 _CONSUME = """
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
@@ -195,13 +151,7 @@ class Registry:
         pipe.hexists(keys.registry(system), name)
         pipe.hget(keys.subscriptions(system), parent)
         raw, is_type, template_subs = pipe.execute()
-        if raw is None:
-            raise _not_found(system, parent, f"unnamed template {parent} not found on ActorSystem {system}")
-        template = actor_pb2.Actor.FromString(raw)
-        kind = Kind.from_wire(template.settings.kind)
-        if kind is not Kind.UNNAMED:
-            message = f"{parent} on ActorSystem {system} is a {kind.value} actor, not an unnamed template"
-            raise _not_found(system, parent, message)
+        template = _template(system, parent, raw)
         if is_type:
             raise SpawnConflict(system, name, parent, name)
         value = f"{parent}{keys.SEP}{revision}"
@@ -221,6 +171,14 @@ class Registry:
             pipe.execute()
         self._cache.pop((system, name), None)
         return self.lookup(system, name)
+
+    def template(self, system: str, parent: str) -> actor_pb2.Actor:
+        """The definition of the UNNAMED template ``parent``.
+
+        Raises:
+            ActorNotFound: it is not registered, or is not an UNNAMED template.
+        """
+        return _template(system, parent, self._redis.hget(keys.registry(system), parent))
 
     def pending_revision(self, system: str, name: str) -> int:
         """The revision a spawned instance should be restored to at activation (0 = none), read afresh."""
@@ -245,10 +203,6 @@ class Registry:
         members = self._redis.smembers(keys.channel(system, topic))
         pairs = [_text(m).partition(keys.SEP) for m in members]
         return sorted((name, action or DEFAULT_CHANNEL_ACTION) for name, _, action in pairs)
-
-    def channels_of(self, system: str, name: str) -> Subscriptions:
-        """The ``(topic, action)`` pairs an actor, template or spawned instance subscribes with."""
-        return _decode(self._redis.hget(keys.subscriptions(system), name))
 
     def systems(self) -> list[str]:
         """Return the registered actor system names."""
@@ -301,6 +255,17 @@ def _decode(raw: bytes | str | None) -> Subscriptions:
     if not raw:
         return []
     return [(str(topic), str(action)) for topic, action in json.loads(raw)]
+
+
+def _template(system: str, parent: str, raw: bytes | str | None) -> actor_pb2.Actor:
+    if raw is None:
+        raise _not_found(system, parent, f"unnamed template {parent} not found on ActorSystem {system}")
+    template = actor_pb2.Actor.FromString(_raw(raw))
+    kind = Kind.from_wire(template.settings.kind)
+    if kind is not Kind.UNNAMED:
+        message = f"{parent} on ActorSystem {system} is a {kind.value} actor, not an unnamed template"
+        raise _not_found(system, parent, message)
+    return template
 
 
 def _not_found(system: str, actor: str, message: str) -> ActorNotFound:

@@ -91,12 +91,15 @@ class Router:
                 exc.args = (f"{routing} from {where} to {step.actor}.{step.action_name}: {exc}",)
                 raise
         for effect in wf.effects:
-            if not effect.request.register_ref:
-                try:
-                    self.resolve(self._effect_request(source, effect.request))
-                except RequestError as exc:
-                    exc.args = (f"side effect of {where}: {exc}",)
-                    raise
+            request = self._effect_request(source, effect.request)
+            try:
+                if request.register_ref:  # spawned when sent; its template must exist now
+                    self.registry.template(request.system.name, request.register_ref)
+                else:
+                    self.resolve(request)
+            except RequestError as exc:
+                exc.args = (f"side effect of {where}: {exc}",)
+                raise
 
     def dispatch(
         self,

@@ -87,9 +87,12 @@ class Runtime:
         keep = entry.definition.metadata.tags.get(KEEP_TIMERS_TAG) == "true"
         fire = is_timer_fire(message.id, system, name, message.action)
         idle_fire = fire and not keep  # a fire is not activity, unless timers keep the actor alive
-        if idle_fire and not self.activations.client.exists(keys.state(system, name)):
-            return Reply()  # timers stop with deactivation: a fire sent just before it is dropped
-        deadline = time.monotonic() + self.lock_wait_ms / 1000.0
+        if idle_fire:  # timers stop once the actor is deactivated, or idle and about to be
+            idle_at = self.activations.client.zscore(keys.ACTIVE, keys.member(system, name))
+            if idle_at is None or idle_at <= time.time() * 1000:
+                return Reply()
+        timers = entry.timers  # a fire waits one period at most for a busy actor: fires never pile up
+        deadline = time.monotonic() + min(self.lock_wait_ms, timers.get(message.action, 0) if fire else 1 << 40) / 1e3
         waited = 0.0
         while True:
             begun = self.activations.begin(system, name, message.id)
@@ -98,6 +101,8 @@ class Runtime:
             if not begun.busy_ms:
                 break
             if time.monotonic() > deadline:
+                if fire:
+                    return Reply()
                 self.observer.lock_wait(system, entry.type_name, time.monotonic() - (waited or deadline))
                 raise ActorBusy(f"actor {name} stayed busy for {self.lock_wait_ms} ms")
             waited = waited or time.monotonic()
@@ -140,7 +145,6 @@ class Runtime:
         )
         now = int(time.time() * 1000)
         settings = entry.definition.settings
-        timers = {t.action.name: max(int(t.seconds), 1) for t in entry.definition.timer_actions}
         # The plain sync case (no workflow, no checkpoint): the caller's reply is written by the commit round trip.
         folded = bool(message.reply_to) and not response.HasField("workflow") and not response.checkpoint
         commit = Commit(
@@ -169,7 +173,7 @@ class Runtime:
         failure = None
         if response.checkpoint and stateful and (changed or state.HasField("state")):
             try:
-                self._checkpoint(entry, state, new_revision)
+                self.statestore.save(snapshot_of(system, name, entry.parent, state, new_revision))
             except StateStoreError as exc:  # applied in Redis (written behind later), but the caller asked for SQL
                 log.error("checkpoint of %s/%s at revision %d failed: %s", system, name, new_revision, exc)
                 failure = Reply.failure(StateStoreError(f"applied as revision {new_revision}; checkpoint: {exc}"))
@@ -241,13 +245,7 @@ class Runtime:
         if action == RESTORE_ACTION:
             return self._restore(entry, state, request)
         if action in RESERVED_GET_ACTIONS and action not in entry.actions:
-            response = protocol_pb2.ActorInvocationResponse(actor_name=entry.name, actor_system=entry.system)
-            response.updated_context.SetInParent()
-            if state.HasField("state"):
-                response.value.CopyFrom(state.state)
-            else:
-                response.noop.SetInParent()
-            return response, state
+            return _answer_with(entry, state), state
         invocation = protocol_pb2.ActorInvocation(actor=me, action_name=action)
         ctx = invocation.current_context
         if state.HasField("state"):
@@ -280,13 +278,7 @@ class Runtime:
         if snapshot is None:
             raise ActorError(f"actor {entry.name} has no stored revision {revision}")
         restored = state_of(snapshot)
-        response = protocol_pb2.ActorInvocationResponse(actor_name=entry.name, actor_system=entry.system)
-        response.updated_context.SetInParent()
-        if restored.HasField("state"):
-            response.value.CopyFrom(restored.state)
-        else:
-            response.noop.SetInParent()
-        return response, restored
+        return _answer_with(entry, restored), restored
 
     def _host(self, entry: Entry) -> Host:
         if not entry.host:
@@ -298,6 +290,11 @@ class Runtime:
             host = self._remote[entry.host] = RemoteHost(entry.host, timeout_s=self.host_timeout_s)
         return host
 
-    def _checkpoint(self, entry: Entry, state: actor_pb2.ActorState, revision: int) -> None:
-        """Persist now (``checkpoint=True``); the write-behind snapshotter retries if this fails."""
-        self.statestore.save(snapshot_of(entry.system, entry.name, entry.parent, state, revision))
+
+def _answer_with(entry: Entry, state: actor_pb2.ActorState) -> protocol_pb2.ActorInvocationResponse:
+    """A response made by the runtime whose payload is ``state``'s value (reserved ``get`` and restore)."""
+    response = protocol_pb2.ActorInvocationResponse(actor_name=entry.name, actor_system=entry.system)
+    response.updated_context.SetInParent()
+    if state.HasField("state"):  # else no payload: the caller gets None
+        response.value.CopyFrom(state.state)
+    return response

@@ -8,12 +8,10 @@ waiting on another task.
 
 from __future__ import annotations
 
-import contextlib
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
 from celery import Celery
 from celery.app.amqp import AMQP
 from celery.exceptions import TimeoutError as CeleryTimeout
@@ -71,7 +69,6 @@ def create_celery(settings: Settings, *, name: str = "spawn_celery") -> Celery:
 
 
 _MAX_WAITING = 10_000
-_FORGET_BATCH = 32
 _STORE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if ARGV[2] == '0' then redis.call('SET', KEYS[1], ARGV[1])
@@ -97,7 +94,6 @@ class CeleryTransport:
         # Results of sync sends, kept so wait() reuses their reply subscription (dropping one unsubscribes).
         self._waiting: OrderedDict[str, Any] = OrderedDict()
         self._store_script: Any = None
-        self._read: list[bytes] = []
 
     def send(self, message: Message, queue: str) -> None:
         """Enqueue ``message`` on ``queue``. The Celery task id is the invocation id.
@@ -159,15 +155,6 @@ class CeleryTransport:
         except OperationalError as exc:
             raise TransportUnavailable(f"result backend unreachable: {exc}") from None
         finally:
-            self._forget(result)
+            # Deleted now, not later: a caller that reuses the invocation id (a retry) must not read this reply.
+            result.forget()
         return Reply.from_json(value)
-
-    def _forget(self, result: Any) -> None:
-        """Unsubscribe now; delete read replies in batches (one round trip per batch, not per call)."""
-        backend: Any = self.app.backend  # celery's RedisBackend (celery-types knows only the base class)
-        backend.remove_pending_result(result)
-        self._read.append(backend.get_key_for_task(result.id))
-        if len(self._read) >= _FORGET_BATCH:
-            read, self._read = self._read, []
-            with contextlib.suppress(redis.RedisError):  # best effort: replies expire anyway (result_expires)
-                backend.client.delete(*read)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+from billiard import pool as billiard_pool
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
@@ -131,6 +132,10 @@ def serve(
     conc = concurrency or settings.worker_concurrency
     if conc:
         argv += ["-c", str(conc)]
+    # A pool process whose task ends during warm shutdown waits for the main process to read its result, which
+    # it no longer does: billiard's 30 s wait only delays the stop (the unacked message is restored and answered
+    # from the dedupe record). A recycled process is read at once, so 2 s is plenty (docs/reliability.md).
+    billiard_pool.GUARANTEE_MESSAGE_CONSUMPTION_RETRY_LIMIT = 20
     app.worker_main(argv)
 
 

@@ -20,6 +20,12 @@ control_socket_disable = True  # several gateways may share a machine (and $HOME
 loglevel = _settings.log_level.lower()
 
 
+def on_starting(server):
+    from spawn_celery.gateway.metrics import reset_multiprocess_dir
+
+    reset_multiprocess_dir(_settings)
+
+
 def post_worker_init(worker):
     from spawn_celery.gateway.drain import install_gunicorn
 
@@ -27,7 +33,6 @@ def post_worker_init(worker):
 
 
 def child_exit(server, worker):
-    if _settings.metrics_dir:
-        from prometheus_client import multiprocess
+    from spawn_celery.gateway.metrics import mark_process_dead
 
-        multiprocess.mark_process_dead(worker.pid)
+    mark_process_dead(_settings, worker.pid)

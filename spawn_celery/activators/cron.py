@@ -5,14 +5,16 @@
 - Each fire time is sent once across replicas: a replica sends a sink's invocation only after winning a Redis
   ``SET NX`` on ``sp:act:cron:<activator>:<source>:<sink>:<fire time>``. The invocation id
   (``cron:<activator>:<source>:<sink>:<fire time ISO>``) makes even a second send harmless in the workers.
-- A fire later than ``misfireGraceTime`` seconds (default 1) is skipped; a starting replica catches up the fire
-  times of the last ``misfireGraceTime`` seconds that no replica sent. A replica that was down does not replay more.
+- A fire later than ``misfireGraceTime`` seconds (default 1) is skipped. A starting replica catches up the fire
+  times since the last fire sent (``...:<source>:last`` in Redis), at most ``misfireGraceTime`` seconds back; the
+  locks skip those another replica sent. A replica that was down does not replay more.
 - Invocations are async by default; ``payload`` and ``metadata`` come from the sink; the actor also gets metadata
   ``activator``, ``activator-source`` and ``fire-time``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -32,6 +34,8 @@ from spawn_celery.errors import SpawnError
 
 log = logging.getLogger(__name__)
 LOCK_PREFIX = "sp:act:cron:"
+LAST_TTL_S = 7 * 24 * 3600
+"""How long the time of the last fire sent is kept (for catching up after all replicas were down)."""
 MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -136,14 +140,17 @@ class CronActivator:
         )
 
     def start(self) -> None:
-        """Catch up the fires of the last grace period that nobody sent, then start the schedules."""
+        """Catch up the fires since the last one sent (at most a grace period back), then start the schedules."""
         now = datetime.now(UTC)
         for source in self.manifest.sources:
             trigger = self.triggers[source.name]
-            at = trigger.get_next_fire_time(None, now - timedelta(seconds=source.misfire_grace_time))
-            while at is not None and at <= now:
-                self.fire(source, at)
-                at = trigger.get_next_fire_time(at, at + timedelta(microseconds=1))
+            last = self._last(source)
+            if last is not None:  # never fired before: nothing was missed
+                since = max(last + timedelta(microseconds=1), now - timedelta(seconds=source.misfire_grace_time))
+                at = trigger.get_next_fire_time(None, since)
+                while at is not None and at <= now:
+                    self.fire(source, at)
+                    at = trigger.get_next_fire_time(at, at + timedelta(microseconds=1))
             self.scheduler.add_job(
                 self._job(source), trigger, id=source.name, name=f"{self.manifest.name}/{source.name}"
             )
@@ -228,8 +235,19 @@ class CronActivator:
             )
             self._release(key)
             return 0
+        with contextlib.suppress(redis.RedisError):
+            last_key = f"{LOCK_PREFIX}{self.manifest.name}:{source.name}:last"
+            self.lock.set(last_key, int(stamp.timestamp()), ex=LAST_TTL_S)
         log.info("%s: fired %s at %s -> %s.%s", self.manifest.name, source.name, iso, sink.actor, sink.action)
         return 1
+
+    def _last(self, source: Source) -> datetime | None:
+        """When any replica last sent a fire of ``source`` (``None``: never, or Redis unavailable)."""
+        try:
+            raw = self.lock.get(f"{LOCK_PREFIX}{self.manifest.name}:{source.name}:last")
+        except redis.RedisError:
+            return None
+        return datetime.fromtimestamp(int(raw), UTC) if raw else None
 
     def _release(self, key: str) -> None:
         """Give the fire back so another replica may still send it within the grace period."""

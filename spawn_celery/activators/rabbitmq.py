@@ -11,7 +11,8 @@ Guarantees:
 - **Bounded retries.** A failing invocation is retried ``maxRetries`` times with doubling delays, then dead-lettered.
   Invalid requests (unknown actor or action) are dead-lettered at once. An unreachable Redis or Celery broker is not
   the message's fault: the message is requeued after a back-off and nothing is dead-lettered.
-- **Reconnect.** A lost connection is re-opened with exponential back-off; queues are re-declared.
+- **Reconnect.** A lost connection, or a consumer the broker cancelled (queue deleted), is re-opened with
+  exponential back-off; queues are re-declared.
 """
 
 from __future__ import annotations
@@ -149,8 +150,8 @@ class RabbitActivator:
                 raise ConfigError(
                     f"{self.manifest.origin}: source {source.name}",
                     source.queue,
-                    f"the queue or exchange exists with other settings ({exc.reply_text}); delete it, or set "
-                    "deadLetterExchange/deadLetterQueue to match it",
+                    f"the queue or exchange exists with other settings ({exc.reply_text}); delete it so the "
+                    "activator declares it, or make deadLetterExchange match its x-dead-letter-exchange",
                 ) from None
             raise
 

@@ -14,6 +14,7 @@ import logging
 import uuid
 from typing import Any
 
+import redis
 from flask import Response
 from google.protobuf.message import Message
 
@@ -42,8 +43,11 @@ def classify(exc: BaseException) -> tuple[int, str, str, str]:
     """Map an error to ``(http status, Status name, message, error type)``; unexpected errors are logged.
 
     ``SpawnError`` subclasses carry their HTTP status and ``Status`` name. Anything else is a server bug: it gets
-    a fresh error id, the traceback goes to the log under that id, and the caller sees only the id.
+    a fresh error id, the traceback goes to the log under that id, and the caller sees only the id. Redis errors
+    that escape the core are a dependency outage (503), not a bug.
     """
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        exc = errors.TransportUnavailable(f"redis unreachable: {exc}")
     if isinstance(exc, errors.SpawnError):
         message = str(exc) or type(exc).__name__
         if len(message) > _MAX_MESSAGE:

@@ -1,4 +1,4 @@
-"""Health, readiness and the OpenAPI document.
+"""Health, readiness and the OpenAPI document (which, being under /api, needs credentials when auth is on).
 
 ``/health`` and ``/health/liveness`` are 200 while the process runs. ``/health/readiness`` is 503 once draining
 (as Spawn) and also while Redis does not answer a ping (Spawn's readiness ignores its dependencies).
@@ -12,7 +12,7 @@ import redis
 from flask import Blueprint, Response
 
 from spawn_celery.gateway import answers
-from spawn_celery.gateway.parts import Gateway
+from spawn_celery.gateway.parts import Gateway, answering_json
 
 
 def blueprint(gw: Gateway) -> Blueprint:
@@ -36,7 +36,8 @@ def blueprint(gw: Gateway) -> Blueprint:
         return answers.json_answer({"status": "up"})
 
     @bp.get("/api/v1/openapi.yaml")
-    def openapi_document() -> Response:
+    @answering_json(gw)
+    def openapi_document(principal: str) -> Response:
         return Response(openapi, mimetype="application/yaml")
 
     return bp

@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from spawn_celery.errors import RequestError, SpawnError
+from spawn_celery.actor import RESERVED_GET_ACTIONS
+from spawn_celery.errors import ActionNotFound, RequestError, SpawnError
 from spawn_celery.gateway.acl import Call, Policy
 from spawn_celery.gateway.body import check_actor, check_system
 from spawn_celery.gateway.drain import Drain
@@ -91,6 +92,8 @@ class Invoker:
                 Call(principal, caller.system, caller.name, request.system.name, request.actor.id.name,
                      request.action_name)
             )
+            if request.register_ref:
+                self._check_template(request)
             message = Message(new_id(), request)
             sync = not getattr(request, "async") and not request.scheduled_to
             if sync:
@@ -108,6 +111,17 @@ class Invoker:
             raise
         finally:
             self.metrics.observe(system, actor, action, status, time.perf_counter() - started)
+
+
+    def _check_template(self, request: protocol_pb2.InvocationRequest) -> None:
+        """Refuse a lazy spawn (``register_ref``) for an action the template lacks, before the instance exists.
+
+        The router spawns first and checks the action after, so a refused call would still leave an instance.
+        """
+        template = self.router.registry.lookup(request.system.name, request.register_ref)
+        action = request.action_name
+        if action not in template.actions and action not in RESERVED_GET_ACTIONS:
+            raise ActionNotFound(request.system.name, request.actor.id.name, action)
 
 
 def _timeout_s(request: protocol_pb2.InvocationRequest, default_ms: int) -> float:

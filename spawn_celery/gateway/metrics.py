@@ -52,3 +52,20 @@ class GatewayMetrics:
         """Count one invocation and record its latency."""
         self.invocations.labels(system, actor, action, status).inc()
         self.duration.labels(system, actor, action, status).observe(seconds)
+
+
+def reset_multiprocess_dir(settings: Settings) -> None:
+    """Remove a previous run's multiprocess metric files (gunicorn ``on_starting``); they would be added in."""
+    if settings.metrics_dir:
+        from pathlib import Path
+
+        for stale in Path(settings.metrics_dir).glob("*.db"):
+            stale.unlink()
+
+
+def mark_process_dead(settings: Settings, pid: int) -> None:
+    """Drop a dead gunicorn worker's live gauges (gunicorn ``child_exit``)."""
+    if settings.metrics_dir:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, settings.metrics_dir)  # type: ignore[no-untyped-call]

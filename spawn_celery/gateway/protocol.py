@@ -13,7 +13,7 @@ from flask import Blueprint, Response, request
 
 from spawn_celery import __version__, codec
 from spawn_celery.actor import RESERVED_GET_ACTIONS, Kind
-from spawn_celery.errors import RequestError, SpawnError
+from spawn_celery.errors import DefinitionError, RequestError, SpawnError
 from spawn_celery.gateway import answers, body
 from spawn_celery.gateway.acl import Call
 from spawn_celery.gateway.parts import Gateway, answering
@@ -45,7 +45,10 @@ def blueprint(gw: Gateway) -> Blueprint:
         if not actors:
             raise RequestError(f"RegistrationRequest for actor system {system!r} registers no actors")
         gw.drain.check()
-        services.registry.register(system, actors, host=host_url(gw))
+        try:
+            services.registry.register(system, actors, host=host_url(gw))
+        except DefinitionError as exc:  # the host declared something impossible: its mistake, not ours
+            raise RequestError(f"RegistrationRequest for actor system {system!r}: {exc}") from None
         _warm_up(gw, system, actors)
         return answers.protobuf(
             protocol_pb2.RegistrationResponse(

@@ -48,7 +48,10 @@ class RemoteHost:
                 url, data=invocation.SerializeToString(), headers=_HEADERS, timeout=self.timeout_s
             )
         except requests.ConnectionError as exc:
-            raise TransportUnavailable(f"remote host {self.base_url} unreachable: {exc}") from None
+            if _never_sent(exc):
+                raise TransportUnavailable(f"remote host {self.base_url} unreachable: {exc}") from None
+            # the connection broke after the request went out: the action may have run, so no retry
+            raise ActorError(f"remote host {self.base_url} dropped the connection: {exc}") from None
         except requests.Timeout:
             raise ActorError(f"remote host {self.base_url} did not answer within {self.timeout_s:g} s") from None
         if reply.status_code >= 400:
@@ -60,3 +63,15 @@ class RemoteHost:
         if not response.HasField("updated_context"):
             raise ActorError(f"remote host {self.base_url} answered without updated_context")
         return response
+
+
+def _never_sent(exc: requests.ConnectionError) -> bool:
+    """Whether the request certainly never reached the host (connect refused or timed out)."""
+    from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, NewConnectionError)

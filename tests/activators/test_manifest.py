@@ -41,7 +41,13 @@ spec:
 
 
 @pytest.mark.parametrize(
-    "path", ["activators/cron.yaml", "activators/rabbitmq.yaml", "k8s/base/files/cron-activator.yaml"]
+    "path",
+    [
+        "activators/cron.yaml",
+        "activators/rabbitmq.yaml",
+        "k8s/base/files/cron-activator.yaml",
+        "k8s/examples/activator-amqp.yaml",
+    ],
 )
 def test_shipped_manifests_are_valid(path: str) -> None:
     manifest = load(ROOT / path)

@@ -71,7 +71,7 @@ def publish_numbered(rabbit: Rabbit, queue: str, numbers: range) -> None:
         )
 
 
-def test_thousand_messages_are_applied_exactly_once(act_client: Client, activators: Start, rabbit: Rabbit) -> None:
+def test_thousand_messages_are_applied_exactly_once(act_client: Client, rabbit: Rabbit, activators: Start) -> None:
     queue = rabbit.queue()
     _, _, prefix, _ = start(activators, queue)
     publish_numbered(rabbit, queue, range(1000))
@@ -80,7 +80,7 @@ def test_thousand_messages_are_applied_exactly_once(act_client: Client, activato
     assert rabbit.depth(queue) == 0 and rabbit.depth(f"{queue}.dlq") == 0
 
 
-def test_poison_messages_are_dead_lettered_with_reasons(act_client: Client, activators: Start, rabbit: Rabbit) -> None:
+def test_poison_messages_are_dead_lettered_with_reasons(act_client: Client, rabbit: Rabbit, activators: Start) -> None:
     # Given 20 poison messages of five kinds among 10 good ones
     queue = rabbit.queue()
     _, _, prefix, _ = start(activators, queue)
@@ -115,7 +115,7 @@ def test_poison_messages_are_dead_lettered_with_reasons(act_client: Client, acti
 
 
 def test_failing_invocation_is_retried_then_dead_lettered(
-    act_client: Client, activators: Start, rabbit: Rabbit
+    act_client: Client, rabbit: Rabbit, activators: Start
 ) -> None:
     queue = rabbit.queue()
     proc, _, _, _ = start(activators, queue, action="fail", async_mode=False)
@@ -127,7 +127,7 @@ def test_failing_invocation_is_retried_then_dead_lettered(
 
 
 def test_dropped_connection_and_killed_consumer_apply_each_message_once(
-    act_client: Client, activators: Start, rabbit: Rabbit
+    act_client: Client, rabbit: Rabbit, activators: Start
 ) -> None:
     # Given 400 messages being consumed
     queue = rabbit.queue()
@@ -167,7 +167,7 @@ spec:
 
 
 def test_cloudevent_names_actor_and_action_and_protobuf_any_is_passed_on(
-    act_client: Client, activators: Start, rabbit: Rabbit
+    act_client: Client, rabbit: Rabbit, activators: Start
 ) -> None:
     # Given Spawn's old mapping: CloudEvent id -> actor, source -> action
     queue, prefix = rabbit.queue(), unique("ce")
@@ -199,3 +199,14 @@ def test_cloudevent_names_actor_and_action_and_protobuf_any_is_passed_on(
     state = wait_until(seen, timeout=30)
     assert state["seqs"] == [7] and state["other"] in (["Increment"], ["Any"])
     assert rabbit.depth(f"{queue}.dlq") == 0
+
+
+def test_queue_declared_otherwise_refuses_to_start(rabbit: Rabbit, activators: Start) -> None:
+    # Given a queue that exists without the dead-letter arguments
+    queue = rabbit.queue()
+    rabbit.channel.queue_declare(queue, durable=True)
+    text = MANIFEST.format(name=unique("amqp"), queue=queue, prefetch=1, action="record", async_mode="true", prefix="x")
+    proc = activators("rabbitmq", text)
+    # Then the activator stops with a message naming the queue and the fix
+    assert proc.proc is not None and proc.proc.wait(30) == 2
+    assert f"'{queue}': the queue or exchange exists with other settings" in proc.log() and "delete it" in proc.log()

@@ -123,8 +123,17 @@ def gw_settings(gw_dir: Path, host_port: int) -> Settings:
 
 @pytest.fixture(scope="package")
 def worker(gw_settings: Settings, gw_dir: Path) -> Iterator[WorkerProcess]:
-    """Python actors of tests.apps, plus the actors of remote SDK hosts (--remote)."""
-    w = WorkerProcess(gw_settings, log_path=gw_dir / "worker.log", extra_args=["--remote"]).start()
+    """The Python actors of tests.apps."""
+    w = WorkerProcess(gw_settings, log_path=gw_dir / "worker.log").start()
+    yield w
+    w.stop()
+
+
+@pytest.fixture(scope="package")
+def remote_worker(gw_settings: Settings, gw_dir: Path) -> Iterator[WorkerProcess]:
+    """``spawn-celery worker --remote`` alone: serves the actors of remote SDK hosts as they register."""
+    settings = gw_settings.replace(host_timeout_ms=1500)
+    w = WorkerProcess(settings, app="", log_path=gw_dir / "remote-worker.log", extra_args=["--remote"]).start()
     yield w
     w.stop()
 
@@ -134,11 +143,11 @@ def gateway(gw_settings: Settings, gw_dir: Path, worker: WorkerProcess) -> Itera
     """The gateway under gunicorn (2 gthread workers, multiprocess metrics)."""
     g = gunicorn_gateway(gw_settings, gw_dir / "metrics").start()
     yield g
-    g.stop()
+    g.stop(signal.SIGINT)  # quick shutdown: draining is tested on its own
 
 
 @pytest.fixture(scope="package")
-def host(gw_settings: Settings, gateway: Proc, host_port: int) -> Iterator[Proc]:
+def host(gw_settings: Settings, gateway: Proc, host_port: int, remote_worker: WorkerProcess) -> Iterator[Proc]:
     """The SDK-like remote host, registered with the gateway."""
     h = sdk_host(gw_settings, host_port, gateway.url).start()
     deadline = time.monotonic() + 20

@@ -39,6 +39,8 @@ class Result:
 
 
 ACTORS: dict[str, dict[str, Any]] = {}
+CALLS: dict[str, int] = {}
+CALLS_LOCK = threading.Lock()
 
 
 def actor(name: str, kind: int = 1, *, stateful: bool = True, channel: str = "", timers: dict[str, int] | None = None):
@@ -56,6 +58,7 @@ listener = actor("listener", channel="greetings")
 calc = actor("calc")
 echo_actor = actor("echo", stateful=False)
 abs_actor = actor("abs", kind=2)
+pool_actor = actor("pool", kind=3, stateful=False)
 
 
 @joe
@@ -138,6 +141,11 @@ def effect(payload: Any, state: Any) -> Result:
     return result
 
 
+@pool_actor
+def work(payload: Any, state: Any) -> Result:
+    return Result({"worked": payload})
+
+
 def registration() -> protocol_pb2.RegistrationRequest:
     req = protocol_pb2.RegistrationRequest(
         service_info=protocol_pb2.ServiceInfo(
@@ -172,10 +180,18 @@ def create_app() -> Flask:
             raise RuntimeError(f"wrong system {inv.actor.system}")
         spec = ACTORS[inv.actor.parent or inv.actor.name]  # a missing parent is a KeyError, as in the SDK
         handler = spec["actions"][inv.action_name]
+        key = f"{inv.actor.name}.{inv.action_name}"
+        with CALLS_LOCK:
+            CALLS[key] = CALLS.get(key, 0) + 1
         state = codec.unpack(inv.current_context.state) if inv.current_context.HasField("state") else None
         payload = codec.unpack(inv.value) if inv.HasField("value") else None
         result = handler(payload, state)
         return Response(to_response(inv, result).SerializeToString(), mimetype="application/octet-stream")
+
+    @app.get("/test/calls/<key>")
+    def calls(key: str) -> dict[str, int]:
+        """How often an action ran (test hook; not part of the SDK)."""
+        return {"calls": CALLS.get(key, 0)}
 
     return app
 

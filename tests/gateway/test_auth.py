@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,7 +53,7 @@ def secured(gw_settings: Settings, gw_dir: Path, worker: WorkerProcess) -> Itera
                                    auth_jwt_public_key=str(gw_dir / "jwt.pem"), acl_file=str(gw_dir / "acl.yaml"))
     gw = dev_gateway(settings).start()
     yield gw
-    gw.stop()
+    gw.stop(signal.SIGINT)
 
 
 def counter(gw: Proc, http: requests.Session) -> str:
@@ -69,6 +70,8 @@ def test_no_or_wrong_credentials_are_401_with_a_challenge(secured: Proc, http: r
     reply = http.post(f"{secured.url}/api/v1/system/tests/actors/x/invoke", headers=PB)
     assert "Basic" in reply.headers["WWW-Authenticate"] and "Bearer" in reply.headers["WWW-Authenticate"]
     assert http.get(secured.url + "/health/readiness").status_code == 200
+    assert http.get(secured.url + "/api/v1/openapi.yaml").status_code == 401
+    assert http.get(secured.url + "/api/v1/openapi.yaml", headers=basic("eve", "apple")).status_code == 200
 
 
 def test_basic_and_jwt_callers_allowed_by_the_acl(secured: Proc, http: requests.Session) -> None:

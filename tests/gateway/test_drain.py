@@ -16,7 +16,8 @@ from spawn_celery.config import Settings
 from spawn_celery.examples.domain_pb2 import CounterValue
 from spawn_celery.proto import protocol_pb2
 from tests.gateway.conftest import Proc, dev_gateway, gunicorn_gateway
-from tests.gateway.helpers import invoke, spawn, value
+from tests.gateway.helpers import invoke, post, spawn, value
+from tests.gateway.sdkhost import registration
 from tests.support import WorkerProcess
 
 
@@ -51,6 +52,8 @@ def drains(gw: Proc) -> None:
     assert http.get(gw.url + "/health/liveness").status_code == 200
     status, answer = invoke(requests.Session(), gw.url, "tests", name, "increment")
     assert status == 503 and answer.status.status == protocol_pb2.ERROR and "shutting down" in answer.status.message
+    status, registered = post(http, gw.url + "/api/v1/system", registration(), protocol_pb2.RegistrationResponse)
+    assert status == 503 and registered.status.status == protocol_pb2.ERROR
     # and the in-flight invocation is answered, then the process exits cleanly
     slow.join(10)
     assert results and results[0][0] == 200 and value(results[0][1]) == CounterValue(value=1)

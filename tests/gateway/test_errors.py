@@ -82,7 +82,8 @@ def test_action_that_raises_is_error_with_its_message(gateway: Proc, http: reque
 
 def test_timeout_is_504(gateway: Proc, http: requests.Session) -> None:
     _, _, name = spawn(http, gateway.url, "tests", "counter")
-    status, answer = invoke(http, gateway.url, "tests", name, "slow", {"s": 1.0}, metadata={"request-timeout": "200"})
+    # Celery's result wait checks its timeout once a second, so the action must outlast that
+    status, answer = invoke(http, gateway.url, "tests", name, "slow", {"s": 2.5}, metadata={"request-timeout": "200"})
     assert status == 504 and answer.status.status == ERROR and "no reply" in answer.status.message
 
 
@@ -97,3 +98,14 @@ def test_state_of_unknown_actor_is_404(gateway: Proc, http: requests.Session) ->
     reply = http.get(f"{gateway.url}/api/v1/system/tests/actors/ghost-{uuid.uuid4().hex}", headers=PB)
     answer = protocol_pb2.InvocationResponse.FromString(reply.content)
     assert reply.status_code == 404 and answer.status.status == NOT_FOUND
+
+
+def test_impossible_registrations_are_400(gateway: Proc, http: requests.Session) -> None:
+    req = protocol_pb2.RegistrationRequest(actor_system=actor_pb2.ActorSystem(name="badreg"))
+    status, answer = post(http, f"{gateway.url}/api/v1/system", req, protocol_pb2.RegistrationResponse)
+    assert status == 400 and "no actors" in answer.status.message and not answer.HasField("proxy_info")
+    actor = req.actor_system.registry.actors["ticker"]
+    actor.id.name = "ticker"
+    actor.timer_actions.append(actor_pb2.FixedTimerAction(seconds=0, action=actor_pb2.Action(name="tick")))
+    status, answer = post(http, f"{gateway.url}/api/v1/system", req, protocol_pb2.RegistrationResponse)
+    assert status == 400 and answer.status.status == ERROR and "ticker" in answer.status.message

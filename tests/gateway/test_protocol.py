@@ -81,6 +81,10 @@ def test_json_route_spawns_with_parent_and_reports_errors(gateway: Proc, http: r
     base = f"{gateway.url}/api/v1/system/tests/actors"
     doc = http.post(f"{base}/json-made-{time.time_ns()}/actions/increment?parent=counter").json()
     assert doc["value"]["value"] == "1"
+    lazy = f"lazy-{time.time_ns()}"
+    refused = http.post(f"{base}/{lazy}/actions/no_such_action?parent=counter")
+    assert refused.status_code == 404
+    assert http.get(f"{base}/{lazy}").status_code == 404  # the refused call spawned no instance
     missing = http.post(f"{base}/nobody-{time.time_ns()}/actions/increment", json={})
     assert missing.status_code == 404 and missing.json()["status"] == "ACTOR_NOT_FOUND"
     bad = http.post(f"{base}/x/actions/increment", data=b"{not json", headers={"Content-Type": "application/json"})

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import requests
@@ -91,3 +92,17 @@ def test_named_actor_json_call_and_timer_broadcast(gateway: Proc, host: Proc, ht
     # joe's timer action "hi" (every 300 ms, started at registration) broadcasts to "greetings"; listener counts
     first = eventually(lambda: sdk_state(http, gateway, "listener"), timeout=15).value
     eventually(lambda: sdk_state(http, gateway, "listener").value > first, timeout=10)
+
+
+def test_pooled_actor_answers(gateway: Proc, host: Proc, http: requests.Session) -> None:
+    status, answer = invoke(http, gateway.url, "sdk", "pool", "work", {"n": 1}, pooled=True)
+    assert status == 200 and value(answer) == {"worked": {"n": 1}}
+
+
+def test_host_timeout_is_an_error_answer_not_a_second_run(gateway: Proc, host: Proc, http: requests.Session) -> None:
+    _, _, name = spawn(http, gateway.url, "sdk", "abs")
+    status, answer = invoke(http, gateway.url, "sdk", name, "nap", {"s": 2.5})
+    assert status == 500 and answer.status.status == ERROR and "did not answer within 1.5 s" in answer.status.message
+    assert value(invoke(http, gateway.url, "sdk", name, "sum", Increment(by=1))[1]) == CounterValue(value=1)
+    time.sleep(1.2)  # the host finishes the nap; nothing calls it again
+    assert requests.get(f"{host.url}/test/calls/{name}.nap", timeout=5).json() == {"calls": 1}

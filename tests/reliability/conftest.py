@@ -6,23 +6,46 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from spawn_celery.client import Client
 from spawn_celery.config import Settings
 from tests.reliability.faults import Node, close_client, new_client
-from tests.support import flush_redis, make_settings
+from tests.support import make_settings
 
 REDIS_DB = 9
+SUITE_LEASE_S = 240  # renewed at every test's start; a crashed run frees the database within 4 minutes
+SUITE_WAIT_S = 200
+SUITE_LOCK = "spawn-reliability-suite"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def exclusive_database() -> Iterator[redis.lock.Lock]:
+    """One run of this suite at a time on Redis db 9.
+
+    Two runs at once (two people running the whole test suite) would consume each other's queues and empty each
+    other's database: every exact assertion here would fail for a reason that has nothing to do with the code.
+    """
+    client = redis.Redis(port=6379, db=REDIS_DB)
+    lock = client.lock(SUITE_LOCK, timeout=SUITE_LEASE_S, blocking_timeout=SUITE_WAIT_S)
+    if not lock.acquire():
+        raise RuntimeError(f"another run of tests/reliability held Redis db {REDIS_DB} for {SUITE_WAIT_S} s")
+    try:
+        yield lock
+    finally:
+        lock.release()
+        client.close()
 
 
 @pytest.fixture
-def make(tmp_path: Path) -> Callable[..., Settings]:
+def make(tmp_path: Path, exclusive_database: redis.lock.Lock) -> Callable[..., Settings]:
     """Build this test's settings (Redis db 9 unless ``redis_url`` is given, SQLite under tmp_path) and empty
     its Redis database."""
+    exclusive_database.reacquire()
 
     def build(**overrides: object) -> Settings:
         settings = make_settings(tmp_path, redis_db=REDIS_DB, **overrides)
-        flush_redis(settings)
+        _empty(settings.redis_url, keep=SUITE_LOCK)
         return settings
 
     return build
@@ -56,3 +79,14 @@ def clients() -> Iterator[Callable[[Settings], Client]]:
     yield client
     for c in made:
         close_client(c)
+
+
+def _empty(url: str, *, keep: str) -> None:
+    """Delete every key of the database at ``url`` except ``keep`` (the suite's lock)."""
+    client = redis.Redis.from_url(url)
+    try:
+        doomed = [k for k in client.scan_iter(count=1000) if k != keep.encode()]
+        for i in range(0, len(doomed), 1000):
+            client.delete(*doomed[i : i + 1000])
+    finally:
+        client.close()

@@ -6,6 +6,7 @@ its main process and its pool children together, as a container runtime or the k
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -58,12 +59,26 @@ class Node:
 
     def start(self, timeout: float = 30.0) -> Node:
         """Start the node and wait until Celery reports it ready."""
-        args = [sys.executable, "-m", "spawn_celery.cli", "worker", "--app", APP, "-c", str(self.concurrency),
-                "-n", f"{self.name}@reliability"]
+        args = [
+            sys.executable,
+            "-m",
+            "spawn_celery.cli",
+            "worker",
+            "--app",
+            APP,
+            "-c",
+            str(self.concurrency),
+            "-n",
+            f"{self.name}@reliability",
+        ]
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                args, env={**env_of(self.settings), **self.env}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                args,
+                env={**env_of(self.settings), **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
                 start_new_session=True,
             )
         proc = self.proc
@@ -91,10 +106,8 @@ class Node:
         """SIGKILL the whole node: no shutdown code runs, nothing is acknowledged or flushed."""
         if self.proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(10)
 
     def pause(self) -> None:
@@ -144,7 +157,13 @@ class Load:
     """
 
     def __init__(
-        self, settings: Settings, actor: str, *, action: str = "increment", threads: int = 8, per_thread: int = 0,
+        self,
+        settings: Settings,
+        actor: str,
+        *,
+        action: str = "increment",
+        threads: int = 8,
+        per_thread: int = 0,
         timeout: float = 20.0,
     ) -> None:
         """Send ``per_thread`` calls per thread (0: until :meth:`stop`), waiting ``timeout`` s for each reply."""
@@ -187,8 +206,9 @@ class Load:
             while not self._stop.is_set() and (not self.per_thread or done < self.per_thread):
                 invocation_id = uuid.uuid4().hex
                 try:
-                    reply = client.invoke(SYSTEM, self.actor, self.action, invocation_id=invocation_id,
-                                          timeout=self.timeout)
+                    reply = client.invoke(
+                        SYSTEM, self.actor, self.action, invocation_id=invocation_id, timeout=self.timeout
+                    )
                 except InvocationTimeout:
                     with self._lock:
                         self.unacked.append(invocation_id)
@@ -229,7 +249,8 @@ class RedisServer:
         """Start it and wait until it answers."""
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for(self._pings, 10, f"redis-server on {self.port}")
         return self
@@ -271,8 +292,9 @@ class PostgresCluster:
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._as_postgres(["pg_ctl", "-D", str(self.root / "data"), "-o", options, "-l", str(self.root / "log"),
-                           "-w", "start"])
+        self._as_postgres(
+            ["pg_ctl", "-D", str(self.root / "data"), "-o", options, "-l", str(self.root / "log"), "-w", "start"]
+        )
 
     def stop(self) -> None:
         """Stop the server, closing every client connection (``-m fast``)."""

@@ -23,7 +23,9 @@ def server() -> Iterator[RedisServer]:
 
 
 def test_state_and_revision_come_back_from_sql_after_redis_restarts_empty(
-    server: RedisServer, make: Callable[..., Settings], nodes: Callable[..., Node],
+    server: RedisServer,
+    make: Callable[..., Settings],
+    nodes: Callable[..., Node],
     clients: Callable[[Settings], Client],
 ) -> None:
     # Given a named actor and a spawned one whose state is only written to SQL by a graceful stop (write-behind

@@ -45,13 +45,17 @@ def test_sigterm_under_load_finishes_in_flight_work_flushes_dirty_state_and_lose
     marker = f"{slow_actor}.slow[slow-1] received"
     first = wait_for(lambda: next((n for n in (a, b) if marker in n.log()), None), 10, "the slow call to start")
     # And that node gets SIGTERM: it exits cleanly only after the slow invocation finished and answered
-    assert first.terminate() == 0
+    assert first.terminate(timeout=20) == 0
     caller.join(5)
     assert slow.get("value") == 1
     # And it flushed the dirty actors to SQL on its way out, the hot counter included
     assert "flushed" in first.log() and _snapshot(client, hot)[1] >= 1
-    # When it restarts and the load goes on for a while
+    # When it restarts, and the other node is stopped the same way (then restarted) while the load goes on
     first.start()
+    second = b if first is a else a
+    time.sleep(1.0)
+    assert second.terminate(timeout=20) == 0
+    second.start()
     time.sleep(1.0)
     load.stop()
     load.join()

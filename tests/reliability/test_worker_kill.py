@@ -40,8 +40,7 @@ def test_kill_9_every_2_s_under_load_neither_doubles_nor_loses_an_increment(
     applied_unacked = sum(client.services.activations.done(SYSTEM, name, i) is not None for i in load.unacked)
     answers = dict(load.acked)
     for invocation_id in load.unacked:
-        answers[invocation_id] = client.invoke(SYSTEM, name, "increment", invocation_id=invocation_id,
-                                               timeout=30).value
+        answers[invocation_id] = client.invoke(SYSTEM, name, "increment", invocation_id=invocation_id, timeout=30).value
     # Then every id was applied exactly once: the replies are exactly 1..N, one per id, no gaps, no repeats
     total = load.sent
     assert sorted(answers.values()) == list(range(1, total + 1))
@@ -51,5 +50,7 @@ def test_kill_9_every_2_s_under_load_neither_doubles_nor_loses_an_increment(
     assert (view.value.value, view.revision) == (total, total)
     # And the write-behind snapshot caught up with it in SQL
     wait_for(lambda: (s := client.services.statestore.load(SYSTEM, name)) and s.revision == total, 10, "snapshot")
-    print(f"sent {total}, acknowledged {len(load.acked)}, re-sent {len(load.unacked)} "
-          f"({applied_unacked} of them applied before the re-send)")
+    print(
+        f"sent {total}, acknowledged {len(load.acked)}, re-sent {len(load.unacked)} "
+        f"({applied_unacked} of them applied before the re-send)"
+    )

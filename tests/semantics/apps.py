@@ -1,16 +1,14 @@
 """Actors the semantics tests run in real workers: system ``semtests`` (4 processes) and ``semsolo`` (1 process).
 
 Actions that must be observed from the test process write to a Redis "side channel" (keys ``semtests:*``, in the
-workers' own Redis database) with :func:`note`; the tests read it back with ``side`` helpers in ``conftest``.
+workers' own Redis database) with ``recording.note``; the tests read it back with ``conftest.notes``. The workflow
+actors live in ``workflow_actors``.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
-
-import redis
 
 from spawn_celery import (
     Actor,
@@ -26,34 +24,20 @@ from spawn_celery import (
     Spawn,
     Value,
 )
-from spawn_celery.config import Settings
-
-_side: redis.Redis | None = None
-
-
-def note(key: str, doc: Any) -> None:
-    """Append ``doc`` (JSON) to the side-channel list ``semtests:<key>``."""
-    global _side
-    if _side is None:
-        _side = redis.Redis.from_url(Settings.from_env().redis_url)
-    _side.rpush(f"semtests:{key}", json.dumps(doc))
-
-
-def seen(ctx: Context) -> dict[str, Any]:
-    """What an action saw of its caller, metadata and tags."""
-    caller = ctx.caller_id
-    return {
-        "caller": ctx.caller,
-        "caller_id": [caller.name, caller.system, caller.parent] if caller else None,
-        "metadata": dict(ctx.metadata),
-        "tags": dict(ctx.tags),
-        "self": ctx.self_id.name if ctx.self_id else "",
-    }
-
-
-def count(ctx: Context, by: int = 1) -> dict[str, int]:
-    """The next state of a JSON counter ``{"n": ...}``."""
-    return {"n": (ctx.state or {}).get("n", 0) + by}
+from tests.semantics.recording import count, note, seen
+from tests.semantics.workflow_actors import (
+    back,
+    front,
+    listener,
+    looper,
+    news,
+    sink,
+    source,
+    sub_alerts,
+    sub_bad,
+    sub_gen1,
+    sub_gen2,
+)
 
 
 def _init_recorder(actor: Actor) -> None:
@@ -142,127 +126,6 @@ for _timed, _every in ((ticker, 100), (ticker_brief, 100), (ticker_keep, 500)):
         return Value().of("poked").reply()
 
 
-# --- workflows -----------------------------------------------------------------------------------------------
-
-news = Actor(ActorSettings(name="news"))
-
-
-@news.action("publish")
-def publish(request: Any, ctx: Context) -> Value:
-    """Broadcast ``request["payload"]`` to ``request["channel"]``, with ``request["action"]`` if given."""
-    return Value().broadcast(
-        Broadcast(channel=request["channel"], action_name=request.get("action"), value=request["payload"])
-    ).of("published").reply()
-
-
-def _subscriber(name: str, channel: Any, kind: Kind = Kind.NAMED, actions: tuple[str, ...] = ("receive",)) -> Actor:
-    actor = Actor(ActorSettings(name=name, kind=kind, channel=channel))
-    for action in actions:
-
-        @actor.action(action)
-        def receive(request: Any, ctx: Context, action: str = action) -> Value:
-            note(f"bc:{ctx.self_id.name if ctx.self_id else ''}", {"action": action, "payload": request, **seen(ctx)})
-            return Value().state(count(ctx)).noreply()
-
-    return actor
-
-
-sub_gen1 = _subscriber("sub_gen1", "news")
-sub_gen2 = _subscriber("sub_gen2", [Channel("news", "on_news")], actions=("on_news",))
-sub_alerts = _subscriber("sub_alerts", ["alerts"], actions=("receive", "alert"))
-listener = _subscriber("listener", [Channel("news", "heard")], kind=Kind.UNNAMED, actions=("heard",))
-sub_bad = Actor(ActorSettings(name="sub_bad", channel="news"))
-
-
-@sub_bad.action("receive")
-def receive_badly(request: Any, ctx: Context) -> Value:
-    """Fail on every broadcast."""
-    raise RuntimeError("sub_bad refuses the news")
-
-
-source = Actor(ActorSettings(name="source", deactivate_timeout=600_000))
-
-
-@source.action("bump_and_notify")
-def bump_and_notify(request: Any, ctx: Context) -> Value:
-    """Count, and tell ``sink`` after the change is committed (effect metadata wins over the request's)."""
-    new = count(ctx)
-    effect = Effect(action="record", actor="sink", payload={"n": new["n"]}, metadata={"k": "effect"})
-    return Value().of(new["n"], new).effect(effect).reply()
-
-
-@source.action("notify_then_fail")
-def notify_then_fail(request: Any, ctx: Context) -> Value:
-    """Ask for an effect but return a state that cannot be encoded: the action fails."""
-    return Value().state({1, 2}).effect(Effect(action="record", actor="sink", payload={"n": -1})).reply()
-
-
-@source.action("notify_and_forward_nowhere")
-def notify_and_forward_nowhere(request: Any, ctx: Context) -> Value:
-    """Change state, ask for an effect, and forward to an actor that does not exist."""
-    return Value().state(count(ctx)).effect(Effect(action="record", actor="sink", payload={"n": -2})).forward(
-        Forward("nobody", "anything")
-    ).reply()
-
-
-sink = Actor(ActorSettings(name="sink"))
-
-
-@sink.action("record")
-def record(request: Any, ctx: Context) -> Value:
-    """Record the effect with the source's committed revision at the time it arrived."""
-    side = redis.Redis.from_url(Settings.from_env().redis_url)
-    revision = side.hget("sp:st:semtests:source", "r")
-    note("sink", {"payload": request, "source_revision": int(revision or 0), **seen(ctx)})
-    return Value().noreply()
-
-
-front = Actor(ActorSettings(name="front"))
-
-
-@front.action("fwd")
-def fwd(request: Any, ctx: Context) -> Value:
-    """Forward the original request to ``back.echo``; this action's own response is discarded."""
-    return Value().of("front's own reply").forward(Forward("back", "echo")).reply()
-
-
-@front.action("pip")
-def pip(request: Any, ctx: Context) -> Value:
-    """Add one and pipe the result to ``back.double``."""
-    return Value().of({"x": request["x"] + 1}).pipe(Pipe("back", "double")).reply()
-
-
-@front.action("fwd_probe")
-def fwd_probe(request: Any, ctx: Context) -> Value:
-    """Forward to ``probe.look``."""
-    return Value().forward(Forward("probe", "look")).reply()
-
-
-back = Actor(ActorSettings(name="back"))
-
-
-@back.action("echo")
-def echo(request: Any, ctx: Context) -> Value:
-    """Reply with the request and the caller."""
-    return Value().of({"echo": request, "caller": ctx.caller}).reply()
-
-
-@back.action("double")
-def double(request: Any, ctx: Context) -> Value:
-    """Double ``x``."""
-    return Value().of({"x": request["x"] * 2, "caller": ctx.caller}).reply()
-
-
-looper = Actor(ActorSettings(name="looper"))
-
-
-@looper.action("loop")
-def loop(request: Any, ctx: Context) -> Value:
-    """Count and pipe to itself forever: a cycle the depth bound must stop."""
-    note("loop", request["hops"])
-    return Value().state(count(ctx)).of({"hops": request["hops"] + 1}).pipe(Pipe("looper", "loop")).reply()
-
-
 # --- metadata, tags and caller -------------------------------------------------------------------------------
 
 probe = Actor(ActorSettings(name="probe", channel=[Channel("probe", "look")]))
@@ -300,9 +163,27 @@ def broadcast_probe(request: Any, ctx: Context) -> Value:
     return Value().broadcast(Broadcast(channel="probe", value="broadcast")).reply()
 
 
+ticker_slow = Actor(ActorSettings(name="ticker_slow", kind=Kind.UNNAMED, deactivate_timeout=1200))
+
+
+@ticker_slow.timer_action(every=100, name="tick")
+def slow_tick(ctx: Context) -> Value:
+    """A tick that takes 3.5 periods."""
+    time.sleep(0.35)
+    note(f"tick:{ctx.self_id.name if ctx.self_id else ''}", time.time() * 1000)
+    return Value().state(count(ctx)).noreply()
+
+
+@ticker_slow.action("poke")
+def poke_slow(ctx: Context) -> Value:
+    """Activate the actor."""
+    return Value().of("poked").reply()
+
+
 system = Spawn().actor_system("semtests")
 for _actor in (
-    named, counter, other_template, brief, pool, clock, ticker, ticker_brief, ticker_keep, news, sub_gen1, sub_gen2,
+    named, counter, other_template, brief, pool, clock, ticker, ticker_brief, ticker_keep, ticker_slow, news, sub_gen1,
+    sub_gen2,
     sub_alerts, listener, sub_bad, source, sink, front, back, looper, probe, prober,
 ):
     system.add_actor(_actor)

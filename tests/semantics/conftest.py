@@ -38,7 +38,14 @@ def sem_worker(sem_settings: Settings, sem_dir: Path) -> Iterator[WorkerProcess]
     w = WorkerProcess(sem_settings, app="tests.semantics.apps:system", concurrency=4, log_path=sem_dir / "worker.log")
     w.start()
     yield w
+    stop_timers(redis.Redis.from_url(sem_settings.redis_url))
     w.stop()
+
+
+def stop_timers(side: redis.Redis) -> None:
+    """Cancel every timer: tasks finishing during a warm shutdown can stall Celery's prefork pool for 30 s."""
+    side.delete("sp:timers", "sp:timerp")
+    time.sleep(0.2)
 
 
 @pytest.fixture(scope="package")

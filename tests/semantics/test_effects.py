@@ -39,3 +39,10 @@ def test_forward_to_an_unknown_actor_fails_clearly_and_applies_nothing(client: C
     time.sleep(0.3)
     assert client.state(SYSTEM, "source").revision == before  # no state change
     assert sink_got(side, -2) == []  # and no effect
+
+
+def test_effect_on_an_unknown_template_fails_before_anything_is_applied(client: Client) -> None:
+    before = client.state(SYSTEM, "source").revision
+    with pytest.raises(ActorNotFound, match="side effect of source.notify_via_unknown_template: .*no_template"):
+        client.invoke(SYSTEM, "source", "notify_via_unknown_template")
+    assert client.state(SYSTEM, "source").revision == before

@@ -14,7 +14,7 @@ from spawn_celery.client import Client
 from spawn_celery.proto import actor_pb2
 from spawn_celery.scheduler import TIMER_DEDUPE_TTL_S, is_timer_fire, timer_invocation_id
 from spawn_celery.services import Services
-from tests.semantics.conftest import SYSTEM, actor_keys, notes, unique, wait_for
+from tests.semantics.conftest import SYSTEM, actor_keys, notes, stop_timers, unique, wait_for
 from tests.support import WorkerProcess
 
 
@@ -45,6 +45,7 @@ def test_only_the_fire_itself_counts_as_a_timer_fire() -> None:
 
 
 def test_timers_survive_a_worker_restart(client: Client, side: redis.Redis, sem_worker: WorkerProcess) -> None:
+    stop_timers(side)  # only this test's timer runs across the restart
     name = started(client, "ticker")
     wait_for(lambda: len(notes(side, f"tick:{name}")) >= 3)
     sem_worker.stop()
@@ -69,6 +70,22 @@ def test_keep_timers_reactivates_the_actor_after_deactivation(client: Client, si
     wait_for(lambda: len(notes(side, f"init:{name}")) >= 3, timeout=5)  # poke, then one per fire
     wait_for(lambda: len(notes(side, f"tick:{name}")) >= 3, timeout=3)
     wait_for(lambda: client.state(SYSTEM, name).value["n"] >= 3, timeout=3)  # state carried across activations
+
+
+def test_fires_of_a_slow_timer_do_not_pile_up(client: Client, side: redis.Redis) -> None:
+    # Given a 100 ms timer whose action takes 350 ms (and 4 worker processes)
+    name = started(client, "ticker_slow")
+    time.sleep(1.0)
+    # Then other actors are still served promptly: fires waiting for the busy actor do not hold every process
+    began = time.monotonic()
+    client.invoke(SYSTEM, "clock", "get")
+    assert time.monotonic() - began < 0.3
+    # and once the actor is deactivated, no fire is left queued
+    wait_for(lambda: not side.exists(f"sp:st:semtests:{name}"), timeout=5)
+    time.sleep(0.5)
+    assert side.llen("spawn.semtests.ticker_slow") == 0
+    ticks = notes(side, f"tick:{name}")
+    assert len(ticks) <= 1 + (ticks[-1] - ticks[0]) / 350
 
 
 @pytest.mark.parametrize("every", [0, -100])

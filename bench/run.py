@@ -25,7 +25,7 @@ from tests.support import WorkerProcess, make_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FULL = {"sync": 2000, "events": 500, "gateway": 1000, "hot": 5000, "distinct": 10_000, "scale": 100_000, "sample": 300,
-        "rss": 30_000, "rss_chunk": 3000, "keys_wait": 120}
+        "rss": 20_000, "rss_chunk": 2500, "keys_wait": 120}
 QUICK = {"sync": 400, "events": 100, "gateway": 200, "hot": 1000, "distinct": 2000, "scale": 10_000, "sample": 100,
          "rss": 6000, "rss_chunk": 1000, "keys_wait": 60}
 

@@ -128,7 +128,12 @@ class Activations:
     def begin(self, system: str, name: str, invocation_id: str) -> Begun:
         """Check dedupe, take the lock and read hot state, atomically."""
         result = self._begin(
-            keys=[keys.state(system, name), keys.lock(system, name), keys.done(system, name, invocation_id), keys.FENCE],
+            keys=[
+                keys.state(system, name),
+                keys.lock(system, name),
+                keys.done(system, name, invocation_id),
+                keys.FENCE,
+            ],
             args=[self._lease_ms],
         )
         code = int(result[0])
@@ -139,7 +144,9 @@ class Activations:
         state, revision = result[2], result[3]
         return Begun(token=int(result[1]), state=state, revision=int(revision) if revision else 0)
 
-    def commit(self, system: str, name: str, invocation_id: str, token: int, now_ms: int, c: Commit) -> tuple[int, bool] | None:
+    def commit(
+        self, system: str, name: str, invocation_id: str, token: int, now_ms: int, c: Commit
+    ) -> tuple[int, bool] | None:
         """Write the new state fenced by ``token``, record the reply and unlock.
 
         Returns:
@@ -155,9 +162,20 @@ class Activations:
             keys.wake(system, name),
         ]
         args: list[str | bytes | int] = [
-            token, c.state, "1" if c.changed else "0", now_ms, c.deactivate_ms, c.snapshot_ms,
-            c.reply, c.dedupe_ttl_s or self._dedupe_ttl_s, keys.member(system, name), c.parent, c.timers,
-            c.base_revision, "1" if c.stateful else "0", "1" if c.touch else "0",
+            token,
+            c.state,
+            "1" if c.changed else "0",
+            now_ms,
+            c.deactivate_ms,
+            c.snapshot_ms,
+            c.reply,
+            c.dedupe_ttl_s or self._dedupe_ttl_s,
+            keys.member(system, name),
+            c.parent,
+            c.timers,
+            c.base_revision,
+            "1" if c.stateful else "0",
+            "1" if c.touch else "0",
         ]
         if c.answer is not None:
             commit_keys.append(c.answer[0])
@@ -182,8 +200,8 @@ class Activations:
 
     def done(self, system: str, name: str, invocation_id: str) -> bytes | None:
         """Return the recorded reply of an applied invocation, if any."""
-        value: bytes | None = self._redis.get(keys.done(system, name, invocation_id))
-        return value
+        value = self._redis.get(keys.done(system, name, invocation_id))
+        return value if value is None else bytes(value)  # type: ignore[arg-type]
 
     def record(self, system: str, name: str, invocation_id: str, reply: bytes) -> None:
         """Record a reply for dedupe without a lock (pooled actors)."""

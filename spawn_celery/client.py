@@ -133,7 +133,13 @@ class Client:
             SpawnError: the typed error of the failure (``ActorNotFound``, ``ActionNotFound``, ``ActorError``, ...).
         """
         request = self.request(
-            system, actor, action, payload, parent=parent, async_mode=async_mode, metadata=metadata,
+            system,
+            actor,
+            action,
+            payload,
+            parent=parent,
+            async_mode=async_mode,
+            metadata=metadata,
             scheduled_to=scheduled_to,
         )
         reply = self.send(request, invocation_id=invocation_id, timeout=timeout)
@@ -165,9 +171,10 @@ class Client:
         self.services.registry.lookup(system, actor)
         raw, revision = self.services.redis.hmget(keys.state(system, actor), ["s", "r"])
         if raw is not None:
-            state = actor_pb2.ActorState.FromString(raw)
+            state = actor_pb2.ActorState.FromString(bytes(raw))  # type: ignore[arg-type]
             packed = state.state if state.HasField("state") else None
-            return StateView(codec.unpack(packed), int(revision or 0), dict(state.tags), True, packed.type_url if packed else "")
+            type_url = packed.type_url if packed else ""
+            return StateView(codec.unpack(packed), int(revision or 0), dict(state.tags), True, type_url)
         snapshot = self.services.statestore.load(system, actor)
         if snapshot is None:
             return StateView(None, 0, {}, False)

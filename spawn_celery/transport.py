@@ -9,6 +9,8 @@ waiting on another task.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +18,7 @@ from celery import Celery
 from celery.app.amqp import AMQP
 from celery.exceptions import TimeoutError as CeleryTimeout
 from kombu.exceptions import OperationalError
+from kombu.transport import redis as kombu_redis
 
 from spawn_celery.config import Settings
 from spawn_celery.errors import InvocationTimeout, TransportUnavailable
@@ -35,6 +38,33 @@ class ShadowNamedAMQP(AMQP):
         if message.sent_event is not None and message.headers.get("shadow"):
             message.sent_event["name"] = message.headers["shadow"]
         return message
+
+
+class ReusedClientChannel(kombu_redis.Channel):
+    """kombu's Redis channel, reusing one client object instead of building a ``redis.Redis`` per command.
+
+    kombu builds a new client (about 130 us of CPU here) for every publish, event, unacked record and ack; that
+    is several per invocation. The client shares the channel's connection pool, so commands are unchanged.
+    """
+
+    _reused: Any = None
+
+    @contextmanager
+    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
+        """Yield ``client`` if given, else this channel's client (rebuilt if the pool was replaced)."""
+        if client:
+            yield client
+            return
+        reused = self._reused
+        if reused is None or reused.connection_pool is not self.pool:
+            reused = self._reused = self._create_client()  # type: ignore[attr-defined]  # not in the stubs
+        yield reused
+
+
+class ReusedClientTransport(kombu_redis.Transport):
+    """kombu's Redis transport with :class:`ReusedClientChannel`."""
+
+    Channel = ReusedClientChannel
 
 
 def create_celery(settings: Settings, *, name: str = "spawn_celery") -> Celery:
@@ -59,6 +89,7 @@ def create_celery(settings: Settings, *, name: str = "spawn_celery") -> Celery:
         broker_transport_options={**transport_options, **restore},
         result_backend_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
+        broker_transport=ReusedClientTransport if settings.broker.startswith("redis://") else None,
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
         task_create_missing_queues=True,

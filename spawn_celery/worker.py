@@ -127,8 +127,20 @@ def serve(
 
     worker_ready.connect(on_ready, weak=False)
     worker_shutdown.connect(on_shutdown, weak=False)
-    argv = ["worker", "-Q", ",".join(dict.fromkeys(all_queues)), "-P", pool, "-l", loglevel, "-n", node,
-            "-E", "--without-mingle", "--without-gossip"]
+    argv = [
+        "worker",
+        "-Q",
+        ",".join(dict.fromkeys(all_queues)),
+        "-P",
+        pool,
+        "-l",
+        loglevel,
+        "-n",
+        node,
+        "-E",
+        "--without-mingle",
+        "--without-gossip",
+    ]
     conc = concurrency or settings.worker_concurrency
     if conc:
         argv += ["-c", str(conc)]
@@ -155,7 +167,9 @@ def _watch_remote(services: Services, node: str, consumed: set[str]) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``spawn-celery worker``."""
     parser.add_argument("--app", help="MODULE:ATTR of a spawn_celery.Spawn with the actors to host")
-    parser.add_argument("--queues", default="", help="consume only these queues (comma-separated; default: all of the app's actors)")
+    parser.add_argument(
+        "--queues", default="", help="consume only these queues (comma-separated; default: all of the app's actors)"
+    )
     parser.add_argument("--remote", action="store_true", help="also serve actors of remote SDK hosts")
     parser.add_argument("--concurrency", "-c", type=int, default=0, help="worker processes (default: CPUs)")
     parser.add_argument("--pool", "-P", default="prefork", choices=["prefork", "threads", "solo"])
@@ -168,6 +182,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if spawn is None and not args.remote and not args.queues:
         raise ConfigError("--app", "", "give --app MODULE:ATTR, --remote, or --queues")
     queues = [q for q in args.queues.split(",") if q]
-    serve(spawn, settings, concurrency=args.concurrency, pool=args.pool, queues=queues, remote=args.remote,
-               hostname=args.hostname, loglevel=settings.log_level)
+    serve(
+        spawn,
+        settings,
+        concurrency=args.concurrency,
+        pool=args.pool,
+        queues=queues,
+        remote=args.remote,
+        hostname=args.hostname,
+        loglevel=settings.log_level,
+    )
     return 0

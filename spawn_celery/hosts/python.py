@@ -47,7 +47,9 @@ class PythonHost:
         return to_response(value, actor_id, current)
 
 
-def to_response(value: Value, actor_id: actor_pb2.ActorId, current: protocol_pb2.Context) -> protocol_pb2.ActorInvocationResponse:
+def to_response(
+    value: Value, actor_id: actor_pb2.ActorId, current: protocol_pb2.Context
+) -> protocol_pb2.ActorInvocationResponse:
     """Build the ``ActorInvocationResponse`` a Spawn host would send for ``value``."""
     response = protocol_pb2.ActorInvocationResponse(actor_name=actor_id.name, actor_system=actor_id.system)
     ctx = response.updated_context

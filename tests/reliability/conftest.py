@@ -10,7 +10,7 @@ import redis
 
 from spawn_celery.client import Client
 from spawn_celery.config import Settings
-from tests.reliability.faults import Node, close_client, new_client
+from tests.reliability.faults import RUNNING_LOADS, Node, close_client, new_client
 from tests.support import make_settings
 
 REDIS_DB = 9
@@ -35,6 +35,16 @@ def exclusive_database() -> Iterator[redis.lock.Lock]:
     finally:
         lock.release()
         client.close()
+
+
+@pytest.fixture(autouse=True)
+def stop_loads() -> Iterator[None]:
+    """Stop client load a failed test left running, so that it does not spill into the next test."""
+    yield
+    while RUNNING_LOADS:
+        load = RUNNING_LOADS.pop()
+        load.stop()
+        load.join(timeout=60)
 
 
 @pytest.fixture

@@ -110,6 +110,14 @@ class Node:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
+    def kill_pool_process(self) -> int:
+        """SIGKILL one pool process only (an OOM kill): the main process requeues its task and forks a new one."""
+        assert self.proc is not None
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False).stdout
+        pid = int(out.split()[0])
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
     def pause(self) -> None:
         """SIGSTOP the whole node (a GC pause, a frozen VM, a partition that heals later)."""
         self.signal_group(signal.SIGSTOP)
@@ -149,6 +157,10 @@ def spawn_counter(client: Client, template: str = "counter") -> str:
     return name
 
 
+RUNNING_LOADS: list[Load] = []
+"""Every load started by the current test; the suite's conftest stops them when the test ends, even a failed one."""
+
+
 class Load:
     """Client threads invoking one actor, every call with its own invocation id.
 
@@ -175,6 +187,7 @@ class Load:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._run, name=f"load-{i}", daemon=True) for i in range(threads)]
+        RUNNING_LOADS.append(self)
 
     def start(self) -> Load:
         """Start the client threads."""

@@ -15,7 +15,7 @@ from spawn_celery.statestores.base import StateStore
 from tests.reliability.faults import SYSTEM, Load, Node, PostgresCluster, spawn_counter, wait_for
 
 PORT = 5499  # our own PostgreSQL cluster: the machine's shared one on 5432 is never stopped
-OUTAGE_S = 10  # issue 8 says 30 s; 10 s shows the same behaviour (many failed, retried snapshot rounds) in budget
+OUTAGE_S = 30  # as issue 8 asks; the suite still runs well inside its 4-minute budget
 ACTORS = 3
 
 
@@ -52,6 +52,10 @@ def test_invocations_answer_from_hot_state_and_snapshots_catch_up_after_a_databa
     # (a checkpointed call cannot reach SQL: it is applied in Redis, and its caller is told the checkpoint failed)
     with pytest.raises(StateStoreError, match=r"applied .*checkpoint"):
         client.invoke(SYSTEM, names[0], "checkpointed")
+    # (an actor that is not hot cannot be activated without SQL: a typed, retryable error that changes nothing)
+    cold = spawn_counter(client)
+    with pytest.raises(StateStoreError):
+        client.invoke(SYSTEM, cold, "increment")
     time.sleep(OUTAGE_S / 2)
     for load in loads:
         load.stop()
@@ -76,6 +80,8 @@ def test_invocations_answer_from_hot_state_and_snapshots_catch_up_after_a_databa
         assert (view.value.value, view.revision) == (count, count)
     caught_up = lambda: all(stored(n, store=store) == (c, c) for n, c in expected.items())  # noqa: E731
     wait_for(caught_up, 20, "the snapshots to catch up")
+    # And the actor that could not be activated during the outage starts from nothing now
+    assert client.invoke(SYSTEM, cold, "increment").value == 1
 
 
 def stored(name: str, *, store: StateStore) -> tuple[int, int]:

@@ -23,11 +23,15 @@ def test_kill_9_every_2_s_under_load_neither_doubles_nor_loses_an_increment(
     client = clients(settings)
     name = spawn_counter(client)
     # When 8 clients keep incrementing (each call with its own invocation id, waiting at most 4 s for its reply)
-    # while every ~2 s one node is SIGKILLed (main and pool processes) and restarted
+    # while every ~2 s one node is SIGKILLed (main and pool processes) and restarted, or, every third time, only
+    # its pool process is (the main process requeues the task at once: task_reject_on_worker_lost)
     load = Load(settings, name, threads=8, timeout=4.0).start()
     for i in range(KILLS):
         time.sleep(KILL_EVERY_S)
         victim = (a, b)[i % 2]
+        if i % 3 == 2:
+            victim.kill_pool_process()
+            continue
         victim.kill()
         victim.start()
     load.stop()

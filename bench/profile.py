@@ -14,6 +14,7 @@ from pathlib import Path
 from pyinstrument import Profiler
 
 from bench import actors, scenarios
+from spawn_celery import keys
 from spawn_celery.client import Client
 from spawn_celery.examples.domain_pb2 import Increment
 from spawn_celery.message import Message, new_id
@@ -38,7 +39,7 @@ def worker_path(calls: int) -> None:
     def one() -> None:
         name = f"p-{next(counter)}" if distinct else "p-1"
         if distinct:
-            services.redis.hsetnx("sp:inst:bench", name, "counter\x1f0")
+            services.redis.hsetnx(keys.instances("bench"), name, f"counter{keys.SEP}0")
         request = client.request("bench", name, "incr", Increment(by=1))
         message = Message(new_id(), request)
         message.reply_to = message.id

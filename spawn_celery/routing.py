@@ -42,7 +42,14 @@ class Router:
         system = request.actor.id.system or request.system.name
         name = request.actor.id.name
         if request.register_ref:
-            entry = self.registry.spawn(system, name, request.register_ref)
+            try:
+                entry = self.registry.lookup(system, name)
+            except ActorNotFound:  # check the template's actions before creating anything
+                template = self.registry.lookup(system, request.register_ref)
+                action = request.action_name
+                if action not in template.actions and action not in RESERVED_GET_ACTIONS:
+                    raise ActionNotFound(system, name, action) from None
+                entry = self.registry.spawn(system, name, request.register_ref)
         else:
             entry = self.registry.lookup(system, name)
         if entry.kind is Kind.UNNAMED and not entry.parent:

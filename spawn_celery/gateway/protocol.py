@@ -13,6 +13,7 @@ from flask import Blueprint, Response, request
 
 from spawn_celery import __version__, codec
 from spawn_celery.actor import RESERVED_GET_ACTIONS, Kind
+from spawn_celery.client import Client
 from spawn_celery.errors import DefinitionError, RequestError, SpawnError
 from spawn_celery.gateway import answers, body
 from spawn_celery.gateway.acl import Call
@@ -77,7 +78,7 @@ def blueprint(gw: Gateway) -> Blueprint:
             targets.append((target, name, parent))
         gw.drain.check()
         for target, name, parent in targets:
-            services.registry.spawn(target, name, parent, revision=revision)
+            Client(services=services).spawn(target, name, parent, revision=revision)  # restores an active one
         return answers.protobuf(protocol_pb2.SpawnResponse(status=answers.status_message("OK", "Accepted")))
 
     @bp.post("/api/v1/system/<system>/actors/<actor>/invoke")

@@ -72,6 +72,8 @@ class Settings:
     """``SPAWN_METRICS_PORT``: worker Prometheus port (0 disables)."""
     metrics_dir: str = ""
     """``PROMETHEUS_MULTIPROC_DIR``: directory for multiprocess Prometheus metrics."""
+    sent_events: int = 1
+    """``SPAWN_SENT_EVENTS``: 1 sends Celery task-sent events (Flower shows queued invocations); 0 saves a publish."""
     max_body_bytes: int = 8 * 1024 * 1024
     """``SPAWN_MAX_BODY_BYTES``: largest request body the gateway accepts (413 above)."""
     auth_basic: str = ""
@@ -166,6 +168,7 @@ _INTS = {
     "worker_concurrency": "SPAWN_WORKER_CONCURRENCY",
     "metrics_port": "SPAWN_METRICS_PORT",
     "max_body_bytes": "SPAWN_MAX_BODY_BYTES",
+    "sent_events": "SPAWN_SENT_EVENTS",
     "drain_delay_ms": "SPAWN_DRAIN_DELAY_MS",
     "drain_timeout_ms": "SPAWN_DRAIN_TIMEOUT_MS",
 }

@@ -16,6 +16,7 @@ implementation shares (the contract suite in ``tests/statestores`` runs over all
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -76,6 +77,16 @@ class StateStore(abc.ABC):
         Raises:
             StateStoreError: the database failed; nothing was written.
         """
+
+    def save_many(self, snapshots: Sequence[Snapshot]) -> None:
+        """Save several snapshots (the write-behind batch); implementations may use one transaction.
+
+        Raises:
+            StateStoreError: the database failed; none or only some of the snapshots may be saved (each save is
+                idempotent, so the caller retries the whole batch).
+        """
+        for snapshot in snapshots:
+            self.save(snapshot)
 
     @abc.abstractmethod
     def load(self, system: str, actor: str) -> Snapshot | None:

@@ -214,11 +214,19 @@ def test_saving_the_same_revision_twice_is_harmless(backend: Backend, store: Sta
 
 
 def test_save_many_writes_a_batch_in_one_go(backend: Backend, store: StateStore) -> None:
-    batch = [snap(backend, 3, b"a", actor="ann"), snap(backend, 5, b"b", actor="bob"), snap(backend, 1, b"c", actor="cy")]
+    batch = [
+        snap(backend, 3, b"a", actor="ann"),
+        snap(backend, 5, b"b", actor="bob"),
+        snap(backend, 1, b"c", actor="cy"),
+    ]
     store.save_many(batch)
     store.save_many([snap(backend, 2, b"old", actor="bob")])  # a stale member of a later batch moves nothing back
     loaded = {name: store.load(backend.system, name) for name in ("ann", "bob", "cy")}
-    assert {n: (s.revision, s.data) for n, s in loaded.items() if s} == {"ann": (3, b"a"), "bob": (5, b"b"), "cy": (1, b"c")}
+    assert {n: (s.revision, s.data) for n, s in loaded.items() if s} == {
+        "ann": (3, b"a"),
+        "bob": (5, b"b"),
+        "cy": (1, b"c"),
+    }
 
 
 def test_delete_removes_current_and_history(backend: Backend, store: StateStore) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import time
 from typing import Any
 
 from werkzeug.serving import make_server
@@ -39,5 +40,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     log.info("gateway listening on http://%s:%d", settings.http_host, server.server_port)
     server.serve_forever()
+    # serve_forever has stopped accepting; requests accepted just before (refused with 503 while draining) are
+    # still being written by their threads: let them finish so no client sees a cut-off response
+    time.sleep(0.05)
+    gateway.drain.wait_idle(5.0)
+    server.server_close()
     log.info("gateway stopped")
     return 0

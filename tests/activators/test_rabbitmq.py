@@ -129,10 +129,10 @@ def test_failing_invocation_is_retried_then_dead_lettered(
 def test_dropped_connection_and_killed_consumer_apply_each_message_once(
     act_client: Client, rabbit: Rabbit, activators: Start
 ) -> None:
-    # Given 400 messages being consumed
+    # Given 1,000 messages being consumed (enough that the kill below lands mid-stream)
     queue = rabbit.queue()
     first, name, prefix, text = start(activators, queue, prefetch=20)
-    publish_numbered(rabbit, queue, range(400))
+    publish_numbered(rabbit, queue, range(1000))
     # When the broker drops the activator's connection mid-stream, and later the activator is killed and restarted
     assert wait_until(lambda: len(applied(act_client, prefix)) >= 50, interval=0.01)
     assert rabbit.close_connections(f"spawn-activator:{name}") == 1
@@ -143,9 +143,9 @@ def test_dropped_connection_and_killed_consumer_apply_each_message_once(
     second = activators("rabbitmq", text)
     second.wait_for("consuming")
     # Then every message was applied exactly once
-    seqs = wait_until(lambda: len(got := applied(act_client, prefix)) >= 400 and got, timeout=120)
-    assert mid < 400 and "connection lost" in first.log()
-    assert sorted(seqs) == list(range(400))
+    seqs = wait_until(lambda: len(got := applied(act_client, prefix)) >= 1000 and got, timeout=180)
+    assert mid < 1000 and "connection lost" in first.log()
+    assert sorted(seqs) == list(range(1000))
 
 
 CLOUDEVENTS = """

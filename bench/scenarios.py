@@ -74,14 +74,17 @@ def timed(call: Callable[[str], None], targets: list[str]) -> list[float]:
     return samples
 
 
-def drain(r: redis.Redis, queue: str, timeout: float = 600.0) -> None:
-    """Wait until ``queue`` is empty and no message is unacked (every task finished and acked)."""
+def drain(r: redis.Redis, queue: str, timeout: float = 600.0, *, mailboxes: bool = False) -> None:
+    """Wait until ``queue`` is empty and no message is unacked (every task finished and acked); with
+    ``mailboxes``, also until no actor has calls queued in its mailbox (their tasks end before they run)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pipe = r.pipeline(transaction=False)
         pipe.llen(queue)
         pipe.hlen("unacked")
-        if pipe.execute() == [0, 0]:
+        if mailboxes:
+            pipe.zcard(keys.MAILBOXES)
+        if not any(pipe.execute()):
             return
         time.sleep(0.002)
     raise TimeoutError(f"{queue} did not drain in {timeout} s")
@@ -135,7 +138,7 @@ def pipelined(b: Bench, ours_targets: list[str], raw_targets: list[str]) -> dict
     for name in ours_targets:
         b.ours_async(name)
     ours_sent = time.perf_counter() - start
-    drain(b.ours_redis, OUR_QUEUE)
+    drain(b.ours_redis, OUR_QUEUE, mailboxes=True)
     ours_s = time.perf_counter() - start
     n_ours, n_raw = len(ours_targets), len(raw_targets)
     return {
@@ -201,7 +204,7 @@ def rss_growth(b: Bench, total: int, chunk: int, actors: int = 100) -> dict[str,
     while done < total:
         for i in range(chunk):
             b.ours_async(group[(done + i) % actors])
-        drain(b.ours_redis, OUR_QUEUE)
+        drain(b.ours_redis, OUR_QUEUE, mailboxes=True)
         done += chunk
         points.append((done, procs.rss_bytes(b.ours_pids())))
     per_call = stats.slope(points[1:])

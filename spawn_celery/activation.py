@@ -17,9 +17,17 @@ from spawn_celery import keys
 _BEGIN = """
 local done = redis.call('GET', KEYS[3])
 if done then return {2, done} end
-if redis.call('EXISTS', KEYS[2]) == 1 then return {1, redis.call('PTTL', KEYS[2])} end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  if ARGV[2] ~= '' then
+    redis.call('RPUSH', KEYS[5], ARGV[2])
+    redis.call('ZADD', KEYS[7], 'NX', ARGV[3], ARGV[4])
+    return {3}
+  end
+  return {1, redis.call('PTTL', KEYS[2])}
+end
 local token = redis.call('INCR', KEYS[4])
 redis.call('SET', KEYS[2], token, 'PX', ARGV[1])
+while redis.call('RPOPLPUSH', KEYS[6], KEYS[5]) do end
 local s = redis.call('HMGET', KEYS[1], 's', 'r')
 return {0, token, s[1], s[2]}
 """
@@ -44,17 +52,47 @@ else
   redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[9])
 end
 if ARGV[7] ~= '' then redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[8]) end
-redis.call('DEL', KEYS[2])
-redis.call('LPUSH', KEYS[6], '1')
-redis.call('LTRIM', KEYS[6], 0, 0)
-redis.call('PEXPIRE', KEYS[6], 2000)
-if #KEYS >= 7 and redis.call('EXISTS', KEYS[7]) == 0 then
-  if ARGV[16] == '0' then redis.call('SET', KEYS[7], ARGV[15])
-  else redis.call('SET', KEYS[7], ARGV[15], 'EX', ARGV[16]) end
-  redis.call('PUBLISH', KEYS[7], ARGV[15])
+if #KEYS >= 10 and redis.call('EXISTS', KEYS[10]) == 0 then
+  if ARGV[16] == '0' then redis.call('SET', KEYS[10], ARGV[15])
+  else redis.call('SET', KEYS[10], ARGV[15], 'EX', ARGV[16]) end
+  redis.call('PUBLISH', KEYS[10], ARGV[15])
 end
-if fresh then return {rev, 1} end
-return {rev, 0}
+if ARGV[17] ~= '' then redis.call('LREM', KEYS[8], 1, ARGV[17]) end
+local nxt = false
+if ARGV[19] == '1' then nxt = redis.call('LPOP', KEYS[7]) end
+if nxt then
+  redis.call('RPUSH', KEYS[8], nxt)
+  redis.call('PEXPIRE', KEYS[2], ARGV[18])
+else
+  redis.call('DEL', KEYS[2])
+  redis.call('LPUSH', KEYS[6], '1')
+  redis.call('LTRIM', KEYS[6], 0, 0)
+  redis.call('PEXPIRE', KEYS[6], 2000)
+  if redis.call('LLEN', KEYS[8]) == 0 and redis.call('LLEN', KEYS[7]) == 0 then redis.call('ZREM', KEYS[9], ARGV[9]) end
+end
+local f = 0
+if fresh then f = 1 end
+return {rev, f, nxt}
+"""
+
+_RECOVER = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('ZADD', KEYS[4], 'XX', ARGV[2], ARGV[1])
+  return 0
+end
+local n = 0
+for _, list in ipairs({KEYS[3], KEYS[2]}) do
+  while true do
+    local doc = redis.call('LPOP', list)
+    if not doc then break end
+    local id = cjson.decode(doc)['k']['id']
+    redis.call('HSETNX', KEYS[6], id, doc)
+    redis.call('ZADD', KEYS[5], 'NX', ARGV[2], id)
+    n = n + 1
+  end
+end
+redis.call('ZREM', KEYS[4], ARGV[1])
+return n
 """
 
 _ABORT = """
@@ -66,6 +104,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[2], 2000)
   return 1
 end
+return 0
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
 
@@ -84,6 +127,8 @@ class Begun:
     revision: int = 0
     done: bytes | None = None
     busy_ms: int = 0
+    queued: bool = False
+    """The actor was busy and the invocation went into its mailbox: the lock holder runs it in its turn."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +148,10 @@ class Commit:
     """Whether this invocation counts as activity for the idle timeout (timer fires do not)."""
     dedupe_ttl_s: int = 0
     """Lifetime of this invocation's dedupe record; 0 = ``SPAWN_DEDUPE_TTL_S``."""
+    item: str = ""
+    """The mailbox document of this invocation when it came from the mailbox (removed from in-flight)."""
+    batch: bool = False
+    """Keep the lock and take the next mailbox item, if any, instead of unlocking."""
     answer: tuple[str, str, int] | None = None
     """The caller's reply record ``(key, value, ttl_s)`` to store and publish in the same call (saves a round trip);
     like the result backend's store, a reply already stored under ``key`` is kept."""
@@ -119,24 +168,41 @@ class Activations:
         self._begin = client.register_script(_BEGIN)
         self._commit = client.register_script(_COMMIT)
         self._abort = client.register_script(_ABORT)
+        self._recover = client.register_script(_RECOVER)
+        self._renew = client.register_script(_RENEW)
+
+    @property
+    def lease_ms(self) -> int:
+        """The lease of an activation lock, in milliseconds."""
+        return self._lease_ms
 
     @property
     def client(self) -> redis.Redis:
         """The Redis client in use."""
         return self._redis
 
-    def begin(self, system: str, name: str, invocation_id: str) -> Begun:
-        """Check dedupe, take the lock and read hot state, atomically."""
+    def begin(self, system: str, name: str, invocation_id: str, mailbox_doc: str = "", now_ms: int = 0) -> Begun:
+        """Check dedupe, take the lock and read hot state, atomically.
+
+        With ``mailbox_doc``, an invocation that finds the actor busy is appended to its mailbox instead of waiting
+        (``Begun.queued``); the lock holder runs it in the same turn. Taking the lock puts items that a dead holder
+        left in flight back at the front of the mailbox.
+        """
         result = self._begin(
             keys=[
                 keys.state(system, name),
                 keys.lock(system, name),
                 keys.done(system, name, invocation_id),
                 keys.FENCE,
+                keys.mailbox(system, name),
+                keys.inflight(system, name),
+                keys.MAILBOXES,
             ],
-            args=[self._lease_ms],
+            args=[self._lease_ms, mailbox_doc, now_ms, keys.member(system, name)],
         )
         code = int(result[0])
+        if code == 3:
+            return Begun(queued=True)
         if code == 2:
             return Begun(done=result[1])
         if code == 1:
@@ -146,12 +212,13 @@ class Activations:
 
     def commit(
         self, system: str, name: str, invocation_id: str, token: int, now_ms: int, c: Commit
-    ) -> tuple[int, bool] | None:
-        """Write the new state fenced by ``token``, record the reply and unlock.
+    ) -> tuple[int, bool, str | None] | None:
+        """Write the new state fenced by ``token``, record the reply and unlock (or take the next mailbox item).
 
         Returns:
-            ``(revision, activated)`` — the state revision after the write and whether this commit activated the
-            actor in Redis — or ``None`` when the lock was lost (nothing written).
+            ``(revision, activated, next_item)`` — the state revision after the write, whether this commit activated
+            the actor in Redis, and (with ``Commit.batch``) the next mailbox document to run under the still-held
+            lock — or ``None`` when the lock was lost (nothing written).
         """
         commit_keys = [
             keys.state(system, name),
@@ -160,6 +227,9 @@ class Activations:
             keys.ACTIVE,
             keys.DIRTY,
             keys.wake(system, name),
+            keys.mailbox(system, name),
+            keys.inflight(system, name),
+            keys.MAILBOXES,
         ]
         args: list[str | bytes | int] = [
             token,
@@ -177,13 +247,37 @@ class Activations:
             "1" if c.stateful else "0",
             "1" if c.touch else "0",
         ]
+        answer = c.answer or ("", "", 0)
         if c.answer is not None:
             commit_keys.append(c.answer[0])
-            args += [c.answer[1], c.answer[2]]
+        args += [answer[1], answer[2], c.item, self._lease_ms, "1" if c.batch else "0"]
         result = self._commit(keys=commit_keys, args=args)
         if result == -1:
             return None
-        return int(result[0]), bool(int(result[1]))
+        nxt = result[2] if len(result) > 2 and result[2] else None
+        return int(result[0]), bool(int(result[1])), (nxt.decode() if isinstance(nxt, bytes) else nxt)
+
+    def recover(self, now_ms: int, grace_ms: int, limit: int = 50) -> int:
+        """Re-schedule mailbox items whose holder died (no lock, queued longer than ``grace_ms``); return how many."""
+        stale = self._redis.zrangebyscore(keys.MAILBOXES, "-inf", now_ms - grace_ms, start=0, num=limit)
+        moved = 0
+        for raw in stale:
+            member = raw.decode() if isinstance(raw, bytes) else str(raw)
+            system, name = keys.split_member(member)
+            moved += int(
+                self._recover(
+                    keys=[
+                        keys.lock(system, name),
+                        keys.mailbox(system, name),
+                        keys.inflight(system, name),
+                        keys.MAILBOXES,
+                        keys.SCHEDULED,
+                        keys.SCHEDULED_PAYLOADS,
+                    ],
+                    args=[member, now_ms],
+                )
+            )
+        return moved
 
     def abort(self, system: str, name: str, invocation_id: str, token: int, reply: bytes = b"") -> bool:
         """Release the lock without writing state; record ``reply`` for dedupe if given."""
@@ -193,6 +287,10 @@ class Activations:
                 args=[token, reply, self._dedupe_ttl_s],
             )
         )
+
+    def renew(self, system: str, name: str, token: int) -> bool:
+        """Extend the lock's lease by a full lease if ``token`` still holds it; ``False`` when it was lost."""
+        return bool(self._renew(keys=[keys.lock(system, name)], args=[token, self._lease_ms]))
 
     def wait(self, system: str, name: str, timeout_ms: int) -> None:
         """Block until the actor is unlocked (or ``timeout_ms`` passes)."""

@@ -54,6 +54,9 @@ class Settings:
     """``SPAWN_INVOKE_TIMEOUT_MS``: how long a sync caller waits (metadata ``request-timeout`` overrides)."""
     lock_lease_ms: int = 30_000
     """``SPAWN_LOCK_LEASE_MS``: lease of the per-actor activation lock; a holder past it is fenced off."""
+    action_timeout_ms: int = 300_000
+    """``SPAWN_ACTION_TIMEOUT_MS``: how long one action may keep its actor locked; the lock's lease is renewed
+    while it runs, up to this (a hung action then loses the lock and is fenced off)."""
     lock_wait_ms: int = 60_000
     """``SPAWN_LOCK_WAIT_MS``: how long an invocation waits for a busy actor before failing (retryable)."""
     dedupe_ttl_s: int = 7_200
@@ -72,6 +75,9 @@ class Settings:
     """``SPAWN_METRICS_PORT``: worker Prometheus port (0 disables)."""
     metrics_dir: str = ""
     """``PROMETHEUS_MULTIPROC_DIR``: directory for multiprocess Prometheus metrics."""
+    batch_turns: int = 1
+    """``SPAWN_BATCH_TURNS``: 1 queues calls to a busy actor in its mailbox, run by the lock holder in its turn
+    (no worker process waits on a lock); 0 makes each call wait for the lock."""
     sent_events: int = 1
     """``SPAWN_SENT_EVENTS``: 1 sends Celery task-sent events (Flower shows queued invocations); 0 saves a publish."""
     max_body_bytes: int = 8 * 1024 * 1024
@@ -160,6 +166,7 @@ _INTS = {
     "invoke_timeout_ms": "SPAWN_INVOKE_TIMEOUT_MS",
     "lock_lease_ms": "SPAWN_LOCK_LEASE_MS",
     "lock_wait_ms": "SPAWN_LOCK_WAIT_MS",
+    "action_timeout_ms": "SPAWN_ACTION_TIMEOUT_MS",
     "dedupe_ttl_s": "SPAWN_DEDUPE_TTL_S",
     "max_chain_depth": "SPAWN_MAX_CHAIN_DEPTH",
     "visibility_timeout_s": "SPAWN_VISIBILITY_TIMEOUT_S",
@@ -169,6 +176,7 @@ _INTS = {
     "metrics_port": "SPAWN_METRICS_PORT",
     "max_body_bytes": "SPAWN_MAX_BODY_BYTES",
     "sent_events": "SPAWN_SENT_EVENTS",
+    "batch_turns": "SPAWN_BATCH_TURNS",
     "drain_delay_ms": "SPAWN_DRAIN_DELAY_MS",
     "drain_timeout_ms": "SPAWN_DRAIN_TIMEOUT_MS",
 }

@@ -14,6 +14,7 @@ import time
 from typing import cast
 
 from spawn_celery import keys
+from spawn_celery.activation import Activations
 from spawn_celery.config import Settings
 from spawn_celery.errors import SpawnError
 from spawn_celery.message import Message
@@ -28,8 +29,17 @@ log = logging.getLogger(__name__)
 class Housekeeper:
     """One housekeeping loop."""
 
-    def __init__(self, *, router: Router, scheduler: Scheduler, snapshotter: Snapshotter, tick_ms: int) -> None:
-        """Compose the parts; ``tick_ms`` is the polling period."""
+    def __init__(
+        self,
+        *,
+        router: Router,
+        scheduler: Scheduler,
+        snapshotter: Snapshotter,
+        tick_ms: int,
+        activations: Activations | None = None,
+    ) -> None:
+        """Compose the parts; ``tick_ms`` is the polling period; ``activations`` enables mailbox recovery."""
+        self.activations = activations
         self.router = router
         self.scheduler = scheduler
         self.snapshotter = snapshotter
@@ -40,12 +50,27 @@ class Housekeeper:
     def tick(self, now_ms: int | None = None) -> None:
         """Do one round of every duty; a failing duty is logged and does not stop the others."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
-        duties = (self.fire_scheduled, self.fire_timers, self.snapshotter.flush_due, self.snapshotter.deactivate_idle)
+        duties = (
+            self.recover_mailboxes,
+            self.fire_scheduled,
+            self.fire_timers,
+            self.snapshotter.flush_due,
+            self.snapshotter.deactivate_idle,
+        )
         for duty in duties:
             try:
                 duty(now)
             except Exception:  # keep the loop alive; the log says what failed
                 log.exception("housekeeping step %s failed", getattr(duty, "__name__", duty))
+
+    def recover_mailboxes(self, now_ms: int) -> int:
+        """Re-send invocations queued in the mailbox of an actor whose lock holder died (via the scheduler)."""
+        if self.activations is None:
+            return 0
+        moved = self.activations.recover(now_ms, grace_ms=1000)
+        if moved:
+            log.warning("re-sent %d invocations from mailboxes whose lock holder stopped", moved)
+        return moved
 
     def fire_scheduled(self, now_ms: int) -> int:
         """Send scheduled invocations that are due."""

@@ -55,6 +55,20 @@ def done(system: str, name: str, invocation_id: str) -> str:
     return f"{PREFIX}dn:{system}:{name}:{invocation_id}"
 
 
+MAILBOXES = PREFIX + "mboxes"
+"""Sorted set of actors with queued mailbox items, scored by when the first was queued (for recovery)."""
+
+
+def mailbox(system: str, name: str) -> str:
+    """List of invocations queued for a busy actor (scheduled-invocation documents), run by the lock holder."""
+    return f"{PREFIX}mb:{system}:{name}"
+
+
+def inflight(system: str, name: str) -> str:
+    """List of mailbox invocations the lock holder took and has not committed yet."""
+    return f"{PREFIX}if:{system}:{name}"
+
+
 def pool(system: str, name: str) -> str:
     """Counter of running invocations of a pooled actor."""
     return f"{PREFIX}pl:{system}:{name}"

@@ -47,6 +47,9 @@ class Observer:
     def lock_wait(self, system: str, actor: str, seconds: float) -> None:
         """An invocation of an ``actor`` type waited ``seconds`` for another invocation to release the lock."""
 
+    def queued(self, system: str, actor: str) -> None:
+        """An invocation found an ``actor`` busy and went into its mailbox (the lock holder runs it)."""
+
     def activated(self, system: str, actor: str) -> None:
         """An actor of type ``actor`` became active (its hot state was created in Redis)."""
 
@@ -61,21 +64,37 @@ class WorkerMetrics(Observer):
         """Create the metrics; ``PROMETHEUS_MULTIPROC_DIR`` must already point at the directory."""
         from prometheus_client import Counter, Histogram
 
-        self.invocations = Counter(
-            "spawn_invocations", "Invocations run by this worker.", _LABELS, registry=None)
+        self.invocations = Counter("spawn_invocations", "Invocations run by this worker.", _LABELS, registry=None)
         # Spawn's [:spawn, :invoke, :stop] duration, in seconds and labelled (the gateway uses the same name).
         self.latency = Histogram(
-            "spawn_invoke_stop_duration_seconds", "Worker time per invocation (task start to reply).", _LABELS,
-            buckets=LATENCY_BUCKETS, registry=None)
+            "spawn_invoke_stop_duration_seconds",
+            "Worker time per invocation (task start to reply).",
+            _LABELS,
+            buckets=LATENCY_BUCKETS,
+            registry=None,
+        )
         self.lock_waits = Counter(
-            "spawn_lock_waits", "Invocations that waited for a busy actor.", ("system", "actor"), registry=None)
+            "spawn_lock_waits", "Invocations that waited for a busy actor.", ("system", "actor"), registry=None
+        )
         self.lock_wait_seconds = Histogram(
-            "spawn_lock_wait_seconds", "Time invocations waited for a busy actor.", ("system", "actor"),
-            buckets=LATENCY_BUCKETS, registry=None)
+            "spawn_lock_wait_seconds",
+            "Time invocations waited for a busy actor.",
+            ("system", "actor"),
+            buckets=LATENCY_BUCKETS,
+            registry=None,
+        )
+        self.queued_calls = Counter(
+            "spawn_mailbox_queued",
+            "Invocations queued in a busy actor's mailbox and run in its holder's turn.",
+            ("system", "actor"),
+            registry=None,
+        )
         self.activations = Counter(
-            "spawn_actor_activations", "Actors activated (hot state created).", ("system", "actor"), registry=None)
+            "spawn_actor_activations", "Actors activated (hot state created).", ("system", "actor"), registry=None
+        )
         self.deactivations = Counter(
-            "spawn_actor_deactivations", "Idle actors flushed and evicted.", ("system",), registry=None)
+            "spawn_actor_deactivations", "Idle actors flushed and evicted.", ("system",), registry=None
+        )
 
     def invocation(self, system: str, actor: str, action: str, status: str, seconds: float) -> None:
         """Record one finished invocation."""
@@ -86,6 +105,10 @@ class WorkerMetrics(Observer):
         """Count a lock wait and observe its duration."""
         self.lock_waits.labels(system, actor).inc()
         self.lock_wait_seconds.labels(system, actor).observe(seconds)
+
+    def queued(self, system: str, actor: str) -> None:
+        """Count an invocation queued in a mailbox."""
+        self.queued_calls.labels(system, actor).inc()
 
     def activated(self, system: str, actor: str) -> None:
         """Count an activation."""
@@ -123,9 +146,13 @@ class RedisGauges:
         yield GaugeMetricFamily("spawn_active_actors", "Actors active in Redis (hot-state size).", value=active)
         yield GaugeMetricFamily("spawn_dirty_actors", "Active actors with state not yet written to SQL.", value=dirty)
         yield GaugeMetricFamily(
-            "spawn_snapshot_lag_seconds", "Seconds since the oldest dirty actor's snapshot became due.", value=lag)
-        family = GaugeMetricFamily("spawn_actor_message_queue_len", "Invocations waiting in an actor queue.",
-                                   labels=["queue", "system", "actor"])
+            "spawn_snapshot_lag_seconds", "Seconds since the oldest dirty actor's snapshot became due.", value=lag
+        )
+        family = GaugeMetricFamily(
+            "spawn_actor_message_queue_len",
+            "Invocations waiting in an actor queue.",
+            labels=["queue", "system", "actor"],
+        )
         for queue, depth in zip(self._queues, depths, strict=True):
             parts = queue.split(".", 2)  # spawn.<system>.<actor type>
             system, actor = (parts[1], parts[2]) if len(parts) == 3 and parts[0] == "spawn" else ("", "")
@@ -228,8 +255,9 @@ class _TaskHooks:
         if task is not None and task.name == TASK_NAME:
             self._started[task_id] = time.perf_counter()
 
-    def postrun(self, task_id: str = "", task: Any = None, kwargs: Any = None, retval: Any = None,
-                state: str = "", **_: Any) -> None:
+    def postrun(
+        self, task_id: str = "", task: Any = None, kwargs: Any = None, retval: Any = None, state: str = "", **_: Any
+    ) -> None:
         started = self._started.pop(task_id, None)
         if started is None or not isinstance(kwargs, dict):
             return
@@ -239,9 +267,16 @@ class _TaskHooks:
         try:
             if self._metrics is not None:
                 self._metrics.invocation(system, _actor_type(task, system, actor), action, status, seconds)
-            entry = {"t": int(time.time() * 1000), "system": system, "actor": actor, "action": action,
-                     "id": str(kwargs.get("id", task_id)), "status": status, "ms": round(seconds * 1000, 2),
-                     "worker": str(getattr(task.request, "hostname", "") or "")}
+            entry = {
+                "t": int(time.time() * 1000),
+                "system": system,
+                "actor": actor,
+                "action": action,
+                "id": str(kwargs.get("id", task_id)),
+                "status": status,
+                "ms": round(seconds * 1000, 2),
+                "worker": str(getattr(task.request, "hostname", "") or ""),
+            }
             pipe = self._redis().pipeline(transaction=False)
             pipe.lpush(keys.RECENT, json.dumps(entry, separators=(",", ":")))
             pipe.ltrim(keys.RECENT, 0, RECENT_LIMIT - 1)
@@ -261,4 +296,4 @@ def _actor_type(task: Any, system: str, actor: str) -> str:
     info = getattr(task.request, "delivery_info", None) or {}
     queue = str(info.get("routing_key") or "")
     prefix = keys.queue(system, "")
-    return queue[len(prefix):] if queue.startswith(prefix) and len(queue) > len(prefix) else actor
+    return queue[len(prefix) :] if queue.startswith(prefix) and len(queue) > len(prefix) else actor

@@ -4,6 +4,10 @@ One turn: ``begin`` (dedupe + lock + hot state, one Lua call) → load the lates
 not active → run ``init`` once on activation → run the action (in-process or on a remote host) → validate the
 workflow → ``commit`` (fenced state write + dedupe record + unlock, one Lua call) → checkpoint to SQL if asked →
 answer the caller and send the workflow. A failure before commit changes nothing.
+
+A call that finds the actor locked goes into its mailbox (inside ``begin``); the holder's ``commit`` hands it the
+next mailbox item under the same lock, so one turn runs every call queued meanwhile, each with its own commit,
+reply and revision (see docs/semantics.md, "A busy actor: the mailbox").
 """
 
 from __future__ import annotations
@@ -12,12 +16,12 @@ import logging
 import time
 
 from spawn_celery import keys
-from spawn_celery.activation import Activations, Commit
-from spawn_celery.actor import INIT_ACTIONS, KEEP_TIMERS_TAG, RESERVED_GET_ACTIONS, Kind
-from spawn_celery.errors import ActorBusy, ActorError, ActorNotFound, SpawnError, StateConflict, StateStoreError
-from spawn_celery.hosts.base import Host
+from spawn_celery.activation import Activations, Begun, Commit
+from spawn_celery.actor import KEEP_TIMERS_TAG, Kind
+from spawn_celery.errors import ActorBusy, ActorError, SpawnError, StateConflict, StateStoreError
+from spawn_celery.executor import Executor
 from spawn_celery.hosts.python import PythonHost
-from spawn_celery.hosts.remote import RemoteHost
+from spawn_celery.lease import Leases
 from spawn_celery.message import Message, Reply
 from spawn_celery.metrics import Observer
 from spawn_celery.pool import PoolSlot
@@ -27,6 +31,7 @@ from spawn_celery.routing import RESTORE_ACTION, Router
 from spawn_celery.scheduler import TIMER_DEDUPE_TTL_S, Scheduler, is_timer_fire
 from spawn_celery.snapshotter import snapshot_of, state_of
 from spawn_celery.statestores.base import StateStore
+from spawn_celery.turn import Turn, mailbox_doc, message_of
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +51,20 @@ class Runtime:
         host_timeout_s: float = 60.0,
         lock_lease_ms: int = 30_000,
         observer: Observer | None = None,
+        batch_turns: bool = True,
+        max_action_ms: int = 300_000,
     ) -> None:
-        """Compose the parts a worker needs."""
+        """Compose the parts a worker needs; ``batch_turns`` runs a busy actor's queued calls in the holder's turn."""
         self.router = router
         self.activations = activations
         self.statestore = statestore
         self.scheduler = scheduler
-        self.python_host = python_host
+        self.leases = Leases(activations, max_hold_ms=max_action_ms)
+        self.executor = Executor(statestore=statestore, python_host=python_host, host_timeout_s=host_timeout_s)
         self.lock_wait_ms = lock_wait_ms
-        self.host_timeout_s = host_timeout_s
         self.lock_lease_ms = lock_lease_ms
+        self.batch_turns = batch_turns
         self.observer = observer or Observer()
-        self._remote: dict[str, RemoteHost] = {}
 
     def handle(self, message: Message) -> Reply:
         """Run ``message`` and deliver its reply; errors become error replies, never lost messages."""
@@ -93,11 +100,16 @@ class Runtime:
                 return Reply()
         timers = entry.timers  # a fire waits one period at most for a busy actor: fires never pile up
         deadline = time.monotonic() + min(self.lock_wait_ms, timers.get(message.action, 0) if fire else 1 << 40) / 1e3
+        # a busy actor's invocations go to its mailbox and run in the lock holder's turn (no process waits)
+        doc = "" if fire or not self.batch_turns else mailbox_doc(entry.queue, message)
         waited = 0.0
         while True:
-            begun = self.activations.begin(system, name, message.id)
+            begun = self.activations.begin(system, name, message.id, doc, int(time.time() * 1000))
             if begun.done is not None:
                 return self._replay(message, Reply.from_json(begun.done))
+            if begun.queued:
+                self.observer.queued(system, entry.type_name)
+                return Reply(status="QUEUED")
             if not begun.busy_ms:
                 break
             if time.monotonic() > deadline:
@@ -113,73 +125,155 @@ class Runtime:
         if begun.state is None and idle_fire:  # deactivated since the check above
             self.activations.abort(system, name, message.id, token)
             return Reply()
+        self.leases.hold(system, name, token)
         try:
-            activated = begun.state is None
-            pending = 0
-            if activated:
-                state, revision, restored, pending = self._load(entry)
+            return self._held(entry, message, begun, Turn(token=token, touch=not idle_fire, fire=fire, keep=keep))
+        finally:
+            self.leases.release(system, name)
+
+    def _held(self, entry: Entry, message: Message, begun: Begun, turn: Turn) -> Reply:
+        """Run ``message`` under the lock ``begun`` took, then every invocation queued in the mailbox meanwhile."""
+        token = turn.token
+        try:
+            turn.activated = begun.state is None
+            if turn.activated:
+                state, turn.revision, turn.restored, turn.pending = self._load(entry)
             else:
-                state, revision, restored = actor_pb2.ActorState.FromString(begun.state or b""), begun.revision, False
-            restored = restored or message.request.action_name == RESTORE_ACTION
-            before = state.SerializeToString()
-            if activated:
-                state = self._run_init(entry, state)
-            response, state = self._run(entry, message, state, revision)
+                state, turn.revision = actor_pb2.ActorState.FromString(begun.state or b""), begun.revision
+            turn.before = state.SerializeToString()
+            if turn.activated:
+                state = self.executor.run_init(entry, state)
+        except BaseException as exc:
+            self._abort(entry, message, token, exc)
+            raise
+        reply, item = self._turn(entry, message, state, turn)
+        while item is not None:  # the mailbox: invocations queued while this turn held the lock
+            queued = message_of(item)
+            turn = Turn(token=token, revision=turn.revision, before=turn.after or b"", item=item)
+            state = actor_pb2.ActorState.FromString(turn.before)
+            _, item = self._turn(entry, queued, state, turn)
+        return reply
+
+    def _abort(self, entry: Entry, message: Message, token: int, exc: BaseException) -> None:  # noqa: D401
+        """Unlock after a failure before any action ran; deterministic failures are recorded for dedupe."""
+        record = "" if isinstance(exc, SpawnError) and exc.retryable else Reply.failure(exc).to_json()
+        self.activations.abort(entry.system, entry.name, message.id, token, record.encode())
+
+    def _turn(
+        self, entry: Entry, message: Message, state: actor_pb2.ActorState, turn: Turn
+    ) -> tuple[Reply, str | None]:
+        """Run one invocation under the held lock and commit it; return its reply and the next mailbox item."""
+        system, name = entry.system, entry.name
+        self.leases.hold(system, name, turn.token)  # each action gets its own renewal budget
+        if turn.item:
+            recorded = self.activations.done(system, name, message.id)
+            if recorded is not None:  # applied before its holder died: answer from the record, take the next
+                self._replay(message, Reply.from_json(recorded))
+                return Reply.from_json(recorded), self._commit(entry, message, state, turn, Reply(), None, b"")
+        restored = turn.restored or message.request.action_name == RESTORE_ACTION
+        try:
+            response, state = self.executor.run(entry, message, state, turn.revision)
             self.router.check(message, response)
         except BaseException as exc:
-            record = "" if isinstance(exc, SpawnError) and exc.retryable else Reply.failure(exc).to_json()
-            self.activations.abort(system, name, message.id, token, record.encode())
+            if not isinstance(exc, Exception):
+                raise
+            failure = Reply.failure(exc if isinstance(exc, SpawnError) else ActorError(str(exc), type(exc).__name__))
+            retryable = isinstance(exc, SpawnError) and exc.retryable
+            if not turn.item and (retryable or turn.activated):  # as if it never started (init runs again)
+                self._abort(entry, message, turn.token, exc)
+                if isinstance(exc, SpawnError):
+                    raise
+                raise ActorError(str(exc) or type(exc).__name__, type(exc).__name__) from exc
+            record = b"" if retryable else failure.to_json().encode()
+            nxt = self._commit(
+                entry, message, actor_pb2.ActorState.FromString(turn.before), turn, failure, None, record
+            )
+            if turn.item:  # a queued invocation: its caller is answered here, the batch goes on
+                self.router.answer(message, failure)
+                return failure, nxt
+            if nxt is not None:
+                self._drain_after_failure(entry, turn, nxt)
             if isinstance(exc, SpawnError):
                 raise
-            if isinstance(exc, Exception):
-                raise ActorError(str(exc) or type(exc).__name__, type(exc).__name__) from exc
-            raise
+            raise ActorError(str(exc) or type(exc).__name__, type(exc).__name__) from exc
         stateful = entry.definition.settings.stateful
         after = state.SerializeToString()
-        changed = stateful and (after != before or restored)
-        new_revision = revision + 1 if changed else revision
+        changed = stateful and (after != turn.before or restored)
+        new_revision = turn.revision + 1 if changed else turn.revision
         reply = Reply(
             payload=response.value.SerializeToString() if response.HasField("value") else None,
             revision=new_revision,
             workflow=response.SerializeToString() if response.HasField("workflow") else None,
         )
-        now = int(time.time() * 1000)
-        settings = entry.definition.settings
         # The plain sync case (no workflow, no checkpoint): the caller's reply is written by the commit round trip.
         folded = bool(message.reply_to) and not response.HasField("workflow") and not response.checkpoint
-        commit = Commit(
-            state=after if stateful else b"",
-            changed=changed,
-            base_revision=revision,
-            reply=reply.to_json().encode(),
-            deactivate_ms=int(settings.deactivation_strategy.timeout.timeout or 30_000),
-            snapshot_ms=int(settings.snapshot_strategy.timeout.timeout or 2_000),
-            parent=entry.parent,
-            timers="" if keep else "\n".join(keys.timer_member(system, name, action) for action in timers),
-            stateful=stateful,
-            touch=not idle_fire,
-            dedupe_ttl_s=TIMER_DEDUPE_TTL_S if fire else 0,
-            answer=self.router.transport.reply_record(message.reply_to, reply) if folded else None,
-        )
-        committed = self.activations.commit(system, name, message.id, token, now, commit)
-        if committed is None:
-            raise StateConflict(f"lost the lock of {name} before commit")
-        if committed[1]:
-            self.observer.activated(system, entry.type_name)
-        if committed[1] and timers:
-            self.scheduler.add_timers(system, name, timers, now)
-        if pending:
-            self.router.registry.consume_revision(system, name, entry.parent, pending)
-        failure = None
+        turn.changed, turn.after = changed, after
+        nxt = self._commit(entry, message, state, turn, reply, folded, reply.to_json().encode())
+        late_failure = None
         if response.checkpoint and stateful and (changed or state.HasField("state")):
             try:
                 self.statestore.save(snapshot_of(system, name, entry.parent, state, new_revision))
             except StateStoreError as exc:  # applied in Redis (written behind later), but the caller asked for SQL
                 log.error("checkpoint of %s/%s at revision %d failed: %s", system, name, new_revision, exc)
-                failure = Reply.failure(StateStoreError(f"applied as revision {new_revision}; checkpoint: {exc}"))
+                late_failure = Reply.failure(StateStoreError(f"applied as revision {new_revision}; checkpoint: {exc}"))
         if not folded:
-            self.router.dispatch(message, response, reply, failure=failure)
-        return reply
+            self.router.dispatch(message, response, reply, failure=late_failure)
+        return reply, nxt
+
+    def _commit(
+        self,
+        entry: Entry,
+        message: Message,
+        state: actor_pb2.ActorState,
+        turn: Turn,
+        reply: Reply,
+        folded: bool | None,
+        record: bytes,
+    ) -> str | None:
+        """Commit one invocation of the turn (fenced); return the next mailbox item to run, if any."""
+        system, name = entry.system, entry.name
+        settings = entry.definition.settings
+        stateful = settings.stateful
+        now = int(time.time() * 1000)
+        after = turn.after if turn.after is not None else turn.before
+        commit = Commit(
+            state=after if stateful else b"",
+            changed=turn.changed,
+            base_revision=turn.revision,
+            reply=record,
+            deactivate_ms=int(settings.deactivation_strategy.timeout.timeout or 30_000),
+            snapshot_ms=int(settings.snapshot_strategy.timeout.timeout or 2_000),
+            parent=entry.parent,
+            timers="" if turn.keep else "\n".join(keys.timer_member(system, name, a) for a in entry.timers),
+            stateful=stateful,
+            touch=turn.touch,
+            dedupe_ttl_s=TIMER_DEDUPE_TTL_S if turn.fire else 0,
+            item=turn.item,
+            batch=self.batch_turns,
+            answer=self.router.transport.reply_record(message.reply_to, reply) if folded else None,
+        )
+        committed = self.activations.commit(system, name, message.id, turn.token, now, commit)
+        if committed is None:
+            raise StateConflict(f"lost the lock of {name} before commit")
+        revision, fresh, nxt = committed
+        turn.revision, turn.after = revision, after
+        if fresh:
+            self.observer.activated(system, entry.type_name)
+            if entry.timers:
+                self.scheduler.add_timers(system, name, entry.timers, now)
+        if turn.pending:
+            self.router.registry.consume_revision(system, name, entry.parent, turn.pending)
+            turn.pending = 0
+        return nxt
+
+    def _drain_after_failure(self, entry: Entry, turn: Turn, first: str) -> None:
+        """The first invocation failed but the mailbox has work: run it before the failure is raised."""
+        item: str | None = first
+        while item is not None:
+            queued = message_of(item)
+            nxt_turn = Turn(token=turn.token, revision=turn.revision, before=turn.after or b"", item=item)
+            _, item = self._turn(entry, queued, actor_pb2.ActorState.FromString(nxt_turn.before), nxt_turn)
+            turn.revision, turn.after = nxt_turn.revision, nxt_turn.after
 
     def _pooled(self, entry: Entry, message: Message) -> Reply:
         recorded = self.activations.done(entry.system, entry.name, message.id)
@@ -187,7 +281,7 @@ class Runtime:
             return self._replay(message, Reply.from_json(recorded))
         limit = entry.definition.settings.max_pool_size
         with PoolSlot(self.activations.client, entry, limit, self.lock_wait_ms, self.lock_lease_ms, message.id):
-            response, _ = self._run(entry, message, actor_pb2.ActorState(), 0)
+            response, _ = self.executor.run(entry, message, actor_pb2.ActorState(), 0)
             self.router.check(message, response)
         reply = Reply(
             payload=response.value.SerializeToString() if response.HasField("value") else None,
@@ -219,82 +313,13 @@ class Runtime:
         if pending and pending != latest.revision:
             old = self.statestore.load_revision(entry.system, entry.name, pending)
             if old is None:
-                log.warning("%s/%s has no stored revision %d; activating the latest (%d)",
-                            entry.system, entry.name, pending, latest.revision)
+                log.warning(
+                    "%s/%s has no stored revision %d; activating the latest (%d)",
+                    entry.system,
+                    entry.name,
+                    pending,
+                    latest.revision,
+                )
             else:
                 snapshot, restored = old, True
         return state_of(snapshot), latest.revision, restored, pending
-
-    def _run_init(self, entry: Entry, state: actor_pb2.ActorState) -> actor_pb2.ActorState:
-        init = next((a for a in INIT_ACTIONS if a in entry.actions), None)
-        if init is None:
-            return state
-        me = actor_pb2.ActorId(name=entry.name, system=entry.system, parent=entry.parent)
-        request = protocol_pb2.InvocationRequest(action_name=init, caller=me, noop=protocol_pb2.Noop())
-        request.actor.id.CopyFrom(me)
-        _, state = self._run(entry, Message("init", request), state, 0)
-        return state
-
-    def _run(
-        self, entry: Entry, message: Message, state: actor_pb2.ActorState, revision: int
-    ) -> tuple[protocol_pb2.ActorInvocationResponse, actor_pb2.ActorState]:
-        """Run the action; return the host's response and the actor's new state."""
-        request = message.request
-        me = actor_pb2.ActorId(name=entry.name, system=entry.system, parent=entry.parent)
-        action = request.action_name
-        if action == RESTORE_ACTION:
-            return self._restore(entry, state, request)
-        if action in RESERVED_GET_ACTIONS and action not in entry.actions:
-            return _answer_with(entry, state), state
-        invocation = protocol_pb2.ActorInvocation(actor=me, action_name=action)
-        ctx = invocation.current_context
-        if state.HasField("state"):
-            ctx.state.CopyFrom(state.state)
-        ctx.metadata.update(request.metadata)
-        ctx.tags.update(state.tags)
-        ctx.self.CopyFrom(me)
-        if request.HasField("caller"):
-            ctx.caller.CopyFrom(request.caller)
-            invocation.caller.CopyFrom(request.caller)
-        if request.HasField("value"):
-            invocation.value.CopyFrom(request.value)
-        else:
-            invocation.noop.SetInParent()
-        response = self._host(entry).call(invocation)
-        updated = response.updated_context
-        new = actor_pb2.ActorState()
-        new.tags.update(updated.tags)
-        if updated.HasField("state") and entry.definition.settings.stateful:
-            new.state.CopyFrom(updated.state)
-        elif state.HasField("state"):
-            new.state.CopyFrom(state.state)
-        return response, new
-
-    def _restore(
-        self, entry: Entry, state: actor_pb2.ActorState, request: protocol_pb2.InvocationRequest
-    ) -> tuple[protocol_pb2.ActorInvocationResponse, actor_pb2.ActorState]:
-        revision = int(request.metadata.get("revision", "0") or 0)
-        snapshot = self.statestore.load_revision(entry.system, entry.name, revision)
-        if snapshot is None:
-            raise ActorError(f"actor {entry.name} has no stored revision {revision}")
-        restored = state_of(snapshot)
-        return _answer_with(entry, restored), restored
-
-    def _host(self, entry: Entry) -> Host:
-        if not entry.host:
-            if self.python_host is None or entry.type_name not in self.python_host.actors:
-                raise ActorNotFound(entry.system, entry.name)
-            return self.python_host
-        host = self._remote.get(entry.host)
-        if host is None:
-            host = self._remote[entry.host] = RemoteHost(entry.host, timeout_s=self.host_timeout_s)
-        return host
-
-
-def _answer_with(entry: Entry, state: actor_pb2.ActorState) -> protocol_pb2.ActorInvocationResponse:
-    """A response made by the runtime whose payload is ``state``'s value (reserved ``get`` and restore)."""
-    response = protocol_pb2.ActorInvocationResponse(actor_name=entry.name, actor_system=entry.system)
-    response.updated_context.SetInParent()
-    if state.HasField("state"):  # else no payload: the caller gets None
-        response.value.CopyFrom(state.state)
-    return response

@@ -99,6 +99,8 @@ class Services:
             host_timeout_s=self.settings.host_timeout_ms / 1000.0,
             lock_lease_ms=self.settings.lock_lease_ms,
             observer=observer,
+            batch_turns=bool(self.settings.batch_turns),
+            max_action_ms=self.settings.action_timeout_ms,
         )
 
     def housekeeper(self, *, observer: Observer | None = None) -> object:
@@ -114,5 +116,9 @@ class Services:
             observer=observer,
         )
         return Housekeeper(
-            router=self.router, scheduler=self.scheduler, snapshotter=snapshotter, tick_ms=self.settings.tick_ms
+            router=self.router,
+            scheduler=self.scheduler,
+            snapshotter=snapshotter,
+            tick_ms=self.settings.tick_ms,
+            activations=self.activations,
         )

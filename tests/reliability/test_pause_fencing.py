@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -54,3 +55,38 @@ def test_a_worker_paused_past_its_lease_is_fenced_off_and_no_update_is_lost(
     view = client.state(SYSTEM, name)
     assert (view.value.value, view.revision) == (21, 21)
     assert b.alive
+
+
+def test_an_action_longer_than_the_lease_keeps_its_lock_and_commits_once(
+    make: Callable[..., Settings], nodes: Callable[..., Node], clients: Callable[[Settings], Client]
+) -> None:
+    # Given a 1 s lock lease and two nodes
+    settings = make(lock_lease_ms=1_000, visibility_timeout_s=120)
+    a, b = nodes(settings, "a").start(), nodes(settings, "b").start()
+    client = clients(settings)
+    name = spawn_counter(client)
+    r = client.services.redis
+    # When an action runs for 3 s (three leases) while another call arrives after 1.5 s
+    slow: dict[str, Any] = {}
+
+    def call_slow() -> None:
+        own = new_client(settings)
+        try:
+            slow["value"] = own.invoke(SYSTEM, name, "slow", {"s": 3.0}, invocation_id="slow-2", timeout=60).value
+        finally:
+            close_client(own)
+
+    caller = threading.Thread(target=call_slow, daemon=True)
+    caller.start()
+    wait_for(lambda: r.exists(lock(SYSTEM, name)), 10, "the slow action to lock the actor")
+    token = r.get(lock(SYSTEM, name))
+    time.sleep(1.5)
+    # Then its holder still holds the lock (renewed in the background), with the same fencing token
+    assert r.get(lock(SYSTEM, name)) == token
+    after = client.invoke(SYSTEM, name, "increment", timeout=30).value
+    caller.join(30)
+    # And the action committed once, on its first run, and the other call ran after it
+    assert (slow["value"], after) == (1, 2)
+    assert not [line for line in a.log().splitlines() + b.log().splitlines() if "lost the lock" in line]
+    view = client.state(SYSTEM, name)
+    assert (view.value.value, view.revision) == (2, 2)

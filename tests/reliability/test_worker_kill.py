@@ -38,7 +38,10 @@ def test_kill_9_every_2_s_under_load_neither_doubles_nor_loses_an_increment(
     load.join()
     # Then no call failed with an error: calls either got their reply or timed out (crash, redelivery pending)
     assert not load.errors, load.errors[:3]
-    assert load.unacked, "no call lost its worker: the kills did not hit in-flight work"
+    # And the kills hit in-flight work: some calls lost their worker (no reply in time), or calls queued in a
+    # killed holder's mailbox had to be re-sent by a survivor's housekeeper
+    recovered = sum(n.log().count("invocations from mailboxes whose lock holder stopped") for n in (a, b))
+    assert load.unacked or recovered, "the kills did not hit in-flight work"
     # When each unanswered invocation id is sent once more (its first copy may or may not have been applied,
     # and may still be redelivered after the visibility timeout)
     applied_unacked = sum(client.services.activations.done(SYSTEM, name, i) is not None for i in load.unacked)
@@ -56,5 +59,5 @@ def test_kill_9_every_2_s_under_load_neither_doubles_nor_loses_an_increment(
     wait_for(lambda: (s := client.services.statestore.load(SYSTEM, name)) and s.revision == total, 10, "snapshot")
     print(
         f"sent {total}, acknowledged {len(load.acked)}, re-sent {len(load.unacked)} "
-        f"({applied_unacked} of them applied before the re-send)"
+        f"({applied_unacked} of them applied before the re-send); mailbox recoveries: {recovered}"
     )

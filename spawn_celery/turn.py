@@ -1,0 +1,36 @@
+"""A turn: one holder of an actor's lock running its invocation, then those queued in its mailbox meanwhile."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from spawn_celery.message import Message
+
+
+@dataclass
+class Turn:
+    """The state of one invocation inside a turn that holds the actor's lock."""
+
+    token: int
+    revision: int = 0
+    before: bytes = b""
+    after: bytes | None = None
+    item: str = ""
+    changed: bool = False
+    restored: bool = False
+    pending: int = 0
+    activated: bool = False
+    touch: bool = True
+    fire: bool = False
+    keep: bool = False
+
+
+def mailbox_doc(queue: str, message: Message) -> str:
+    """The mailbox (and scheduled-invocation) document of a queued invocation."""
+    return json.dumps({"q": queue, "k": message.to_kwargs()}, separators=(",", ":"))
+
+
+def message_of(doc: str) -> Message:
+    """The invocation of a mailbox document."""
+    return Message.from_kwargs(json.loads(doc)["k"])

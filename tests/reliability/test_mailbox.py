@@ -1,0 +1,103 @@
+"""The mailbox: calls to a busy actor queue in Redis and run in the lock holder's turn; a dead holder loses none."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from spawn_celery import keys
+from spawn_celery.client import Client
+from spawn_celery.config import Settings
+from tests.reliability.faults import SYSTEM, Node, close_client, new_client, spawn_counter, wait_for
+
+QUEUED = 5
+
+
+def _call_slow(settings: Settings, name: str, seconds: float, out: dict[str, Any]) -> threading.Thread:
+    def call() -> None:
+        own = new_client(settings)
+        try:
+            out["value"] = own.invoke(SYSTEM, name, "slow", {"s": seconds}, invocation_id="slow-1", timeout=60).value
+        except Exception as exc:  # the holder is killed: the first copy may time out
+            out["error"] = exc
+        finally:
+            close_client(own)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_calls_queued_behind_a_holder_run_in_its_turn_each_once(
+    make: Callable[..., Settings], nodes: Callable[..., Node], clients: Callable[[Settings], Client]
+) -> None:
+    # Given two nodes; node a holds the actor's lock in a 1.5 s action
+    settings = make()
+    nodes(settings, "a").start()
+    nodes(settings, "b").start()
+    client = clients(settings)
+    name = spawn_counter(client)
+    r = client.services.redis
+    slow: dict[str, Any] = {}
+    caller = _call_slow(settings, name, 1.5, slow)
+    wait_for(lambda: r.exists(keys.lock(SYSTEM, name)), 10, "the slow action to lock the actor")
+    # When 5 sync calls arrive meanwhile (node b takes each, finds the actor busy and queues it, no waiting)
+    replies: list[int] = []
+
+    def call(i: int) -> None:
+        own = new_client(settings)
+        try:
+            replies.append(own.invoke(SYSTEM, name, "increment", invocation_id=f"q-{i}", timeout=30).value)
+        finally:
+            close_client(own)
+
+    callers = [threading.Thread(target=call, args=(i,)) for i in range(QUEUED)]
+    for t in callers:
+        t.start()
+    wait_for(lambda: r.llen(keys.mailbox(SYSTEM, name)) == QUEUED, 10, "5 calls in the mailbox")
+    for t in callers + [caller]:
+        t.join(30)
+    # Then the holder ran them after its own call, in arrival order: one reply and one revision each
+    assert slow.get("value") == 1
+    assert sorted(replies) == list(range(2, QUEUED + 2))
+    view = client.state(SYSTEM, name)
+    assert (view.value.value, view.revision) == (QUEUED + 1, QUEUED + 1)
+    # And the mailbox bookkeeping is gone
+    assert not r.exists(keys.mailbox(SYSTEM, name), keys.inflight(SYSTEM, name))
+    assert r.zcard(keys.MAILBOXES) == 0
+
+
+def test_calls_queued_behind_a_killed_holder_are_recovered_and_applied_once(
+    make: Callable[..., Settings], nodes: Callable[..., Node], clients: Callable[[Settings], Client]
+) -> None:
+    # Given a short lock lease; one node (the holder) runs a 1.5 s action, the other queues 5 async calls behind it
+    settings = make(lock_lease_ms=2_000, visibility_timeout_s=5)
+    a = nodes(settings, "a").start()
+    b = nodes(settings, "b").start()
+    client = clients(settings)
+    name = spawn_counter(client)
+    r = client.services.redis
+    slow: dict[str, Any] = {}
+    caller = _call_slow(settings, name, 1.5, slow)
+    wait_for(lambda: r.exists(keys.lock(SYSTEM, name)), 10, "the slow action to lock the actor")
+    for i in range(QUEUED):
+        client.invoke(SYSTEM, name, "increment", invocation_id=f"q-{i}", async_mode=True)
+    wait_for(lambda: r.llen(keys.mailbox(SYSTEM, name)) == QUEUED, 10, "5 calls in the mailbox")
+    # When the holder is SIGKILLed in the middle of its action (nothing flushed, nothing acknowledged)
+    holder, survivor = (a, b) if "slow[slow-1] received" in a.log() else (b, a)
+    holder.kill()
+    # Then once its lease runs out, the survivor's housekeeper re-sends the queued calls and they run;
+    # the killed slow call is redelivered after the visibility timeout and runs once too
+    wait_for(lambda: client.state(SYSTEM, name).revision == QUEUED + 1, 40, "every call to be applied")
+    caller.join(60)
+    view = client.state(SYSTEM, name)
+    assert (view.value.value, view.revision) == (QUEUED + 1, QUEUED + 1)
+    for i in range(QUEUED):
+        assert client.services.activations.done(SYSTEM, name, f"q-{i}") is not None
+    assert not r.exists(keys.mailbox(SYSTEM, name), keys.inflight(SYSTEM, name))
+    assert survivor.alive
+    # And a repeat of an applied call is answered from its record, not applied again
+    again = client.invoke(SYSTEM, name, "increment", invocation_id="q-0", timeout=10).value
+    assert 1 <= again <= QUEUED + 1
+    assert client.state(SYSTEM, name).revision == QUEUED + 1

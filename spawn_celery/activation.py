@@ -29,7 +29,9 @@ local token = redis.call('INCR', KEYS[4])
 redis.call('SET', KEYS[2], token, 'PX', ARGV[1])
 while redis.call('RPOPLPUSH', KEYS[6], KEYS[5]) do end
 local s = redis.call('HMGET', KEYS[1], 's', 'r')
-return {0, token, s[1], s[2]}
+local inst = false
+if not s[1] and ARGV[5] ~= '' then inst = redis.call('HGET', KEYS[8], ARGV[5]) end
+return {0, token, s[1], s[2], inst}
 """
 
 _COMMIT = """
@@ -129,6 +131,8 @@ class Begun:
     busy_ms: int = 0
     queued: bool = False
     """The actor was busy and the invocation went into its mailbox: the lock holder runs it in its turn."""
+    instance: bytes | None = None
+    """On activation of a spawned instance: its registry record (``parent<SEP>pending revision``), read afresh."""
 
 
 @dataclass(frozen=True)
@@ -181,12 +185,22 @@ class Activations:
         """The Redis client in use."""
         return self._redis
 
-    def begin(self, system: str, name: str, invocation_id: str, mailbox_doc: str = "", now_ms: int = 0) -> Begun:
+    def begin(
+        self,
+        system: str,
+        name: str,
+        invocation_id: str,
+        mailbox_doc: str = "",
+        now_ms: int = 0,
+        *,
+        instance: bool = False,
+    ) -> Begun:
         """Check dedupe, take the lock and read hot state, atomically.
 
         With ``mailbox_doc``, an invocation that finds the actor busy is appended to its mailbox instead of waiting
         (``Begun.queued``); the lock holder runs it in the same turn. Taking the lock puts items that a dead holder
-        left in flight back at the front of the mailbox.
+        left in flight back at the front of the mailbox. With ``instance``, an activation also reads the spawned
+        instance's registry record (its pending restore revision) in the same call.
         """
         result = self._begin(
             keys=[
@@ -197,8 +211,9 @@ class Activations:
                 keys.mailbox(system, name),
                 keys.inflight(system, name),
                 keys.MAILBOXES,
+                keys.instances(system),
             ],
-            args=[self._lease_ms, mailbox_doc, now_ms, keys.member(system, name)],
+            args=[self._lease_ms, mailbox_doc, now_ms, keys.member(system, name), name if instance else ""],
         )
         code = int(result[0])
         if code == 3:
@@ -208,7 +223,8 @@ class Activations:
         if code == 1:
             return Begun(busy_ms=max(int(result[1]), 0))
         state, revision = result[2], result[3]
-        return Begun(token=int(result[1]), state=state, revision=int(revision) if revision else 0)
+        inst = result[4] if len(result) > 4 and result[4] else None
+        return Begun(token=int(result[1]), state=state, revision=int(revision) if revision else 0, instance=inst)
 
     def commit(
         self, system: str, name: str, invocation_id: str, token: int, now_ms: int, c: Commit

@@ -21,7 +21,7 @@ class Entry:
         host: the remote host URL, or "" when Python workers host it in-process.
         parent: the template name for spawned instances, else "".
         revision: the pending spawn-time restore (``?revision=N``) when looked up, else 0; the runtime reads it
-            afresh at activation (:meth:`~spawn_celery.registry.Registry.pending_revision`).
+            afresh at activation (inside :meth:`~spawn_celery.activation.Activations.begin`).
     """
 
     system: str

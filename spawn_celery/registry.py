@@ -182,11 +182,7 @@ class Registry:
 
     def pending_revision(self, system: str, name: str) -> int:
         """The revision a spawned instance should be restored to at activation (0 = none), read afresh."""
-        raw = self._redis.hget(keys.instances(system), name)
-        if raw is None:
-            return 0
-        rev = _text(raw).partition(keys.SEP)[2]
-        return int(rev or 0)
+        return pending_of(self._redis.hget(keys.instances(system), name))
 
     def consume_revision(self, system: str, name: str, parent: str, revision: int) -> bool:
         """Clear a pending restore once applied (only if it is still ``revision``); return whether it was cleared."""
@@ -241,6 +237,13 @@ def _validate(actor: actor_pb2.Actor) -> None:
 
 def _default_subscriptions(actor: actor_pb2.Actor) -> Subscriptions:
     return [(t.strip(), DEFAULT_CHANNEL_ACTION) for t in actor.metadata.channel_group.split(",") if t.strip()]
+
+
+def pending_of(record: bytes | str | None) -> int:
+    """The pending restore revision in a spawned instance's record ``parent<SEP>revision`` (0 = none)."""
+    if record is None:
+        return 0
+    return int(_text(record).partition(keys.SEP)[2] or 0)
 
 
 def _text(value: bytes | str) -> str:

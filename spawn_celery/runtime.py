@@ -26,7 +26,7 @@ from spawn_celery.message import Message, Reply
 from spawn_celery.metrics import Observer
 from spawn_celery.pool import PoolSlot
 from spawn_celery.proto import actor_pb2, protocol_pb2
-from spawn_celery.registry import Entry
+from spawn_celery.registry import Entry, pending_of
 from spawn_celery.routing import RESTORE_ACTION, Router
 from spawn_celery.scheduler import TIMER_DEDUPE_TTL_S, Scheduler, is_timer_fire
 from spawn_celery.snapshotter import snapshot_of, state_of
@@ -104,7 +104,9 @@ class Runtime:
         doc = "" if fire or not self.batch_turns else mailbox_doc(entry.queue, message)
         waited = 0.0
         while True:
-            begun = self.activations.begin(system, name, message.id, doc, int(time.time() * 1000))
+            begun = self.activations.begin(
+                system, name, message.id, doc, int(time.time() * 1000), instance=bool(entry.parent)
+            )
             if begun.done is not None:
                 return self._replay(message, Reply.from_json(begun.done))
             if begun.queued:
@@ -137,7 +139,7 @@ class Runtime:
         try:
             turn.activated = begun.state is None
             if turn.activated:
-                state, turn.revision, turn.restored, turn.pending = self._load(entry)
+                state, turn.revision, turn.restored, turn.pending = self._load(entry, pending_of(begun.instance))
             else:
                 state, turn.revision = actor_pb2.ActorState.FromString(begun.state or b""), begun.revision
             turn.before = state.SerializeToString()
@@ -300,13 +302,15 @@ class Runtime:
             self.router.answer(message, reply)
         return reply
 
-    def _load(self, entry: Entry) -> tuple[actor_pb2.ActorState, int, bool, int]:
-        """Activation: ``(state, latest stored revision, restored?, pending spawn-time revision to clear or 0)``."""
+    def _load(self, entry: Entry, pending: int) -> tuple[actor_pb2.ActorState, int, bool, int]:
+        """Activation: ``(state, latest stored revision, restored?, pending spawn-time revision to clear or 0)``.
+
+        ``pending`` is the spawn-time restore revision that ``begin`` read from the instance's record.
+        """
         initial = actor_pb2.ActorState(tags=dict(entry.definition.state.tags))
         if not entry.definition.settings.stateful:
             return initial, 0, False, 0
         latest = self.statestore.load(entry.system, entry.name)
-        pending = self.router.registry.pending_revision(entry.system, entry.name) if entry.parent else 0
         if latest is None:
             return initial, 0, False, pending
         snapshot, restored = latest, False

@@ -166,8 +166,8 @@ class SqlStateStore(StateStore):
 
     def load(self, system: str, actor: str) -> Snapshot | None:
         """See :meth:`StateStore.load`."""
-        query = sa.select(snapshots).where(*_match(snapshots, system, actor))
-        return self._snapshot(self._run("load", lambda conn: conn.execute(query).first()))
+        params = {"system": system, "actor": actor}
+        return self._snapshot(self._run("load", lambda conn: conn.execute(_LOAD, params).first()))
 
     def load_revision(self, system: str, actor: str, revision: int) -> Snapshot | None:
         """See :meth:`StateStore.load_revision`."""
@@ -240,6 +240,12 @@ class SqlStateStore(StateStore):
             if not self._ready:
                 self._run("table creation", metadata.create_all, write=True, tables=False)
                 self._ready = True
+
+
+_LOAD = sa.select(snapshots).where(
+    snapshots.c.system == sa.bindparam("system"), snapshots.c.actor == sa.bindparam("actor")
+)
+"""The latest snapshot of one actor, built once (activation runs it for every actor it wakes)."""
 
 
 def _match(table: sa.Table, system: str, actor: str) -> tuple[sa.ColumnElement[bool], ...]:

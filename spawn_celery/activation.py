@@ -101,6 +101,7 @@ _ABORT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   if ARGV[2] ~= '' then redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3]) end
+  redis.call('ZADD', KEYS[4], 'XX', 0, ARGV[4])
   redis.call('LPUSH', KEYS[2], '1')
   redis.call('LTRIM', KEYS[2], 0, 0)
   redis.call('PEXPIRE', KEYS[2], 2000)
@@ -296,11 +297,19 @@ class Activations:
         return moved
 
     def abort(self, system: str, name: str, invocation_id: str, token: int, reply: bytes = b"") -> bool:
-        """Release the lock without writing state; record ``reply`` for dedupe if given."""
+        """Release the lock without writing state; record ``reply`` for dedupe if given.
+
+        Calls queued in the actor's mailbox meanwhile are marked for re-sending at the housekeeper's next tick.
+        """
         return bool(
             self._abort(
-                keys=[keys.lock(system, name), keys.wake(system, name), keys.done(system, name, invocation_id)],
-                args=[token, reply, self._dedupe_ttl_s],
+                keys=[
+                    keys.lock(system, name),
+                    keys.wake(system, name),
+                    keys.done(system, name, invocation_id),
+                    keys.MAILBOXES,
+                ],
+                args=[token, reply, self._dedupe_ttl_s, keys.member(system, name)],
             )
         )
 

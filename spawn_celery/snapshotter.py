@@ -164,6 +164,7 @@ class Snapshotter:
         dirty = self._redis.zscore(keys.DIRTY, member) is not None
         if dirty and not self.flush(member, now_ms):
             self._redis.delete(keys.lock(system, name))
+            self._redis.zadd(keys.MAILBOXES, {member: 0}, xx=True)  # calls queued meanwhile: re-send them now
             return False
         evicted = bool(
             self._evict(
@@ -179,6 +180,8 @@ class Snapshotter:
                 args=[token, member, now_ms, "1"],
             )
         )
+        # calls that found the actor locked by this eviction went to its mailbox: re-send them at the next tick
+        self._redis.zadd(keys.MAILBOXES, {member: 0}, xx=True)
         if evicted:
             log.debug("deactivated %s/%s", system, name)
             self._observer.deactivated(system)

@@ -101,3 +101,26 @@ def test_calls_queued_behind_a_killed_holder_are_recovered_and_applied_once(
     again = client.invoke(SYSTEM, name, "increment", invocation_id="q-0", timeout=10).value
     assert 1 <= again <= QUEUED + 1
     assert client.state(SYSTEM, name).revision == QUEUED + 1
+
+
+def test_calls_queued_behind_an_aborted_turn_are_re_sent_at_the_next_tick(
+    make: Callable[..., Settings], clients: Callable[[Settings], Client]
+) -> None:
+    # Given a turn holding the lock of an actor and a call queued behind it (the real Lua scripts, no worker)
+    settings = make()
+    services = clients(settings).services
+    acts, r = services.activations, services.redis
+    name = "m-1"
+    held = acts.begin(SYSTEM, name, "first", "doc-unused", 1)
+    assert held.token
+    queued = acts.begin(SYSTEM, name, "second", '{"q":"spawn.reltests.counter","k":{"id":"second"}}', 1_000_000)
+    assert queued.queued and r.llen(keys.mailbox(SYSTEM, name)) == 1
+    # When the holder aborts (its activation failed before any action ran)
+    assert acts.abort(SYSTEM, name, "first", held.token)
+    # Then the queued call is due for re-sending at once (not after the 1 s grace of a silent holder) ...
+    assert r.zscore(keys.MAILBOXES, keys.member(SYSTEM, name)) == 0
+    assert acts.recover(now_ms=1_000_001, grace_ms=1_000) == 1
+    # ... as a scheduled invocation under its own id, and the mailbox is gone
+    assert r.zscore(keys.SCHEDULED, "second") == 1_000_001
+    assert not r.exists(keys.mailbox(SYSTEM, name), keys.inflight(SYSTEM, name))
+    assert r.zcard(keys.MAILBOXES) == 0

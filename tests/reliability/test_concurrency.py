@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from spawn_celery import keys
 from spawn_celery.client import Client
 from spawn_celery.config import Settings
 from tests.reliability.faults import SYSTEM, Load, Node, spawn_counter
@@ -16,8 +17,7 @@ def test_8_clients_x_500_increments_on_one_actor_give_exactly_4000(
 ) -> None:
     # Given two worker nodes serving the same actor queue
     settings = make()
-    nodes(settings, "a").start()
-    nodes(settings, "b").start()
+    a, b = nodes(settings, "a").start(), nodes(settings, "b").start()
     client = clients(settings)
     name = spawn_counter(client)
     # When 8 client threads send 500 increments each, all at once
@@ -28,3 +28,25 @@ def test_8_clients_x_500_increments_on_one_actor_give_exactly_4000(
     assert sorted(load.acked.values()) == list(range(1, total + 1))
     view = client.state(SYSTEM, name)
     assert view.value.value == total and view.revision == total
+    # And the mailbox (busy calls queue there, run in the holder's turn) is empty afterwards
+    r = client.services.redis
+    assert r.zcard(keys.MAILBOXES) == 0 and not r.exists(keys.mailbox(SYSTEM, name), keys.inflight(SYSTEM, name))
+    assert "'QUEUED'" in a.log() + b.log(), "no call was queued: the mailbox path did not run"
+
+
+def test_without_the_mailbox_callers_wait_for_the_lock_and_still_apply_exactly_once(
+    make: Callable[..., Settings], nodes: Callable[..., Node], clients: Callable[[Settings], Client]
+) -> None:
+    # Given SPAWN_BATCH_TURNS=0: a call that finds the actor busy waits for its lock in its worker process
+    settings = make(batch_turns=0)
+    a, b = nodes(settings, "a").start(), nodes(settings, "b").start()
+    client = clients(settings)
+    name = spawn_counter(client)
+    # When 4 client threads send 100 increments each
+    load = Load(settings, name, threads=4, per_thread=100).start().join(timeout=120)
+    # Then the replies are exactly 1..400 and nothing went through a mailbox
+    assert not load.unacked and not load.errors
+    assert sorted(load.acked.values()) == list(range(1, 401))
+    view = client.state(SYSTEM, name)
+    assert (view.value.value, view.revision) == (400, 400)
+    assert "'QUEUED'" not in a.log() + b.log()

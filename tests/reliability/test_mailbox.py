@@ -124,3 +124,29 @@ def test_calls_queued_behind_an_aborted_turn_are_re_sent_at_the_next_tick(
     assert r.zscore(keys.SCHEDULED, "second") == 1_000_001
     assert not r.exists(keys.mailbox(SYSTEM, name), keys.inflight(SYSTEM, name))
     assert r.zcard(keys.MAILBOXES) == 0
+
+
+def test_a_busy_actor_does_not_hold_worker_processes_hostage(
+    make: Callable[..., Settings], nodes: Callable[..., Node], clients: Callable[[Settings], Client]
+) -> None:
+    # Given one node with two processes; one runs a 2 s action of actor X, holding X's lock
+    settings = make()
+    nodes(settings, "a", concurrency=2).start()
+    client = clients(settings)
+    x, y = spawn_counter(client), spawn_counter(client)
+    r = client.services.redis
+    slow: dict[str, Any] = {}
+    caller = _call_slow(settings, x, 2.0, slow)
+    wait_for(lambda: r.exists(keys.lock(SYSTEM, x)), 10, "the slow action to lock X")
+    # When 4 more calls to X arrive (the other process queues each in X's mailbox and is free again at once)
+    for i in range(4):
+        client.invoke(SYSTEM, x, "increment", invocation_id=f"x-{i}", async_mode=True)
+    wait_for(lambda: r.llen(keys.mailbox(SYSTEM, x)) == 4, 10, "4 calls in X's mailbox")
+    # Then a call to another actor Y is served by that free process while X is still locked
+    assert client.invoke(SYSTEM, y, "increment", timeout=10).value == 1
+    assert r.exists(keys.lock(SYSTEM, x)), "X's slow action had already finished: the check proves nothing"
+    caller.join(30)
+    # And X's calls all ran in its holder's turn: the slow one first, then the 4 queued, one revision each
+    assert slow.get("value") == 1
+    wait_for(lambda: client.state(SYSTEM, x).revision == 5, 10, "X's queued calls")
+    assert client.state(SYSTEM, x).value.value == 5

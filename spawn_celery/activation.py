@@ -62,9 +62,14 @@ end
 if ARGV[17] ~= '' then redis.call('LREM', KEYS[8], 1, ARGV[17]) end
 local nxt = false
 if ARGV[19] == '1' then nxt = redis.call('LPOP', KEYS[7]) end
+local rec = false
 if nxt then
   redis.call('RPUSH', KEYS[8], nxt)
   redis.call('PEXPIRE', KEYS[2], ARGV[18])
+  local ok, doc = pcall(cjson.decode, nxt)
+  if ok and type(doc) == 'table' and type(doc['k']) == 'table' and doc['k']['id'] then
+    rec = redis.call('GET', ARGV[20] .. tostring(doc['k']['id']))
+  end
 else
   redis.call('DEL', KEYS[2])
   redis.call('LPUSH', KEYS[6], '1')
@@ -74,7 +79,7 @@ else
 end
 local f = 0
 if fresh then f = 1 end
-return {rev, f, nxt}
+return {rev, f, nxt, rec}
 """
 
 _RECOVER = """
@@ -162,6 +167,20 @@ class Commit:
     like the result backend's store, a reply already stored under ``key`` is kept."""
 
 
+@dataclass(frozen=True)
+class Committed:
+    """Outcome of :meth:`Activations.commit`."""
+
+    revision: int
+    """The state revision after the write."""
+    activated: bool
+    """Whether this commit activated the actor in Redis (created its hot state)."""
+    next_item: str | None = None
+    """The next mailbox document, taken under the still-held lock (batched turns), if any."""
+    next_record: bytes | None = None
+    """The dedupe record of ``next_item`` when it was applied before (a duplicate, or left by a dead holder)."""
+
+
 class Activations:
     """The Redis side of single activation, hot state and dedupe."""
 
@@ -229,13 +248,13 @@ class Activations:
 
     def commit(
         self, system: str, name: str, invocation_id: str, token: int, now_ms: int, c: Commit
-    ) -> tuple[int, bool, str | None] | None:
+    ) -> Committed | None:
         """Write the new state fenced by ``token``, record the reply and unlock (or take the next mailbox item).
 
         Returns:
-            ``(revision, activated, next_item)`` — the state revision after the write, whether this commit activated
-            the actor in Redis, and (with ``Commit.batch``) the next mailbox document to run under the still-held
-            lock — or ``None`` when the lock was lost (nothing written).
+            What was committed (with ``Commit.batch``, also the next mailbox document to run under the still-held
+            lock and its dedupe record if it was applied before), or ``None`` when the lock was lost (nothing
+            written).
         """
         commit_keys = [
             keys.state(system, name),
@@ -267,12 +286,15 @@ class Activations:
         answer = c.answer or ("", "", 0)
         if c.answer is not None:
             commit_keys.append(c.answer[0])
-        args += [answer[1], answer[2], c.item, self._lease_ms, "1" if c.batch else "0"]
+        args += [answer[1], answer[2], c.item, self._lease_ms, "1" if c.batch else "0", keys.done(system, name, "")]
         result = self._commit(keys=commit_keys, args=args)
         if result == -1:
             return None
         nxt = result[2] if len(result) > 2 and result[2] else None
-        return int(result[0]), bool(int(result[1])), (nxt.decode() if isinstance(nxt, bytes) else nxt)
+        if nxt is None:
+            return Committed(int(result[0]), bool(int(result[1])))
+        record = result[3] if len(result) > 3 and result[3] else None
+        return Committed(int(result[0]), bool(int(result[1])), nxt.decode() if isinstance(nxt, bytes) else nxt, record)
 
     def recover(self, now_ms: int, grace_ms: int, limit: int = 50) -> int:
         """Re-schedule mailbox items whose holder died (no lock, queued longer than ``grace_ms``); return how many."""

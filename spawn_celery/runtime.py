@@ -16,7 +16,7 @@ import logging
 import time
 
 from spawn_celery import keys
-from spawn_celery.activation import Activations, Begun, Commit
+from spawn_celery.activation import Activations, Begun, Commit, Committed
 from spawn_celery.actor import KEEP_TIMERS_TAG, Kind
 from spawn_celery.errors import ActorBusy, ActorError, SpawnError, StateConflict, StateStoreError
 from spawn_celery.executor import Executor
@@ -148,12 +148,8 @@ class Runtime:
         except BaseException as exc:
             self._abort(entry, message, token, exc)
             raise
-        reply, item = self._turn(entry, message, state, turn)
-        while item is not None:  # the mailbox: invocations queued while this turn held the lock
-            queued = message_of(item)
-            turn = Turn(token=token, revision=turn.revision, before=turn.after or b"", item=item)
-            state = actor_pb2.ActorState.FromString(turn.before)
-            _, item = self._turn(entry, queued, state, turn)
+        reply, committed = self._turn(entry, message, state, turn)
+        self._drain(entry, turn, committed)
         return reply
 
     def _abort(self, entry: Entry, message: Message, token: int, exc: BaseException) -> None:  # noqa: D401
@@ -163,15 +159,13 @@ class Runtime:
 
     def _turn(
         self, entry: Entry, message: Message, state: actor_pb2.ActorState, turn: Turn
-    ) -> tuple[Reply, str | None]:
-        """Run one invocation under the held lock and commit it; return its reply and the next mailbox item."""
+    ) -> tuple[Reply, Committed]:
+        """Run one invocation under the held lock and commit it; return its reply and the commit's outcome."""
         system, name = entry.system, entry.name
         self.leases.hold(system, name, turn.token)  # each action gets its own renewal budget
-        if turn.item:
-            recorded = self.activations.done(system, name, message.id)
-            if recorded is not None:  # applied before its holder died: answer from the record, take the next
-                self._replay(message, Reply.from_json(recorded))
-                return Reply.from_json(recorded), self._commit(entry, message, state, turn, Reply(), None, b"")
+        if turn.recorded is not None:  # a mailbox item applied before (its holder died): answer from the record
+            self._replay(message, Reply.from_json(turn.recorded))
+            return Reply.from_json(turn.recorded), self._commit(entry, message, state, turn, Reply(), None, b"")
         restored = turn.restored or message.request.action_name == RESTORE_ACTION
         try:
             response, state = self.executor.run(entry, message, state, turn.revision)
@@ -187,14 +181,13 @@ class Runtime:
                     raise
                 raise ActorError(str(exc) or type(exc).__name__, type(exc).__name__) from exc
             record = b"" if retryable else failure.to_json().encode()
-            nxt = self._commit(
+            committed = self._commit(
                 entry, message, actor_pb2.ActorState.FromString(turn.before), turn, failure, None, record
             )
             if turn.item:  # a queued invocation: its caller is answered here, the batch goes on
                 self.router.answer(message, failure)
-                return failure, nxt
-            if nxt is not None:
-                self._drain_after_failure(entry, turn, nxt)
+                return failure, committed
+            self._drain(entry, turn, committed)  # the mailbox runs before this failure is raised
             if isinstance(exc, SpawnError):
                 raise
             raise ActorError(str(exc) or type(exc).__name__, type(exc).__name__) from exc
@@ -210,7 +203,7 @@ class Runtime:
         # The plain sync case (no workflow, no checkpoint): the caller's reply is written by the commit round trip.
         folded = bool(message.reply_to) and not response.HasField("workflow") and not response.checkpoint
         turn.changed, turn.after = changed, after
-        nxt = self._commit(entry, message, state, turn, reply, folded, reply.to_json().encode())
+        committed = self._commit(entry, message, state, turn, reply, folded, reply.to_json().encode())
         late_failure = None
         if response.checkpoint and stateful and (changed or state.HasField("state")):
             try:
@@ -220,7 +213,7 @@ class Runtime:
                 late_failure = Reply.failure(StateStoreError(f"applied as revision {new_revision}; checkpoint: {exc}"))
         if not folded:
             self.router.dispatch(message, response, reply, failure=late_failure)
-        return reply, nxt
+        return reply, committed
 
     def _commit(
         self,
@@ -231,8 +224,8 @@ class Runtime:
         reply: Reply,
         folded: bool | None,
         record: bytes,
-    ) -> str | None:
-        """Commit one invocation of the turn (fenced); return the next mailbox item to run, if any."""
+    ) -> Committed:
+        """Commit one invocation of the turn (fenced); the outcome names the next mailbox item to run, if any."""
         system, name = entry.system, entry.name
         settings = entry.definition.settings
         stateful = settings.stateful
@@ -257,25 +250,29 @@ class Runtime:
         committed = self.activations.commit(system, name, message.id, turn.token, now, commit)
         if committed is None:
             raise StateConflict(f"lost the lock of {name} before commit")
-        revision, fresh, nxt = committed
-        turn.revision, turn.after = revision, after
-        if fresh:
+        turn.revision, turn.after = committed.revision, after
+        if committed.activated:
             self.observer.activated(system, entry.type_name)
             if entry.timers:
                 self.scheduler.add_timers(system, name, entry.timers, now)
         if turn.pending:
             self.router.registry.consume_revision(system, name, entry.parent, turn.pending)
             turn.pending = 0
-        return nxt
+        return committed
 
-    def _drain_after_failure(self, entry: Entry, turn: Turn, first: str) -> None:
-        """The first invocation failed but the mailbox has work: run it before the failure is raised."""
-        item: str | None = first
-        while item is not None:
-            queued = message_of(item)
-            nxt_turn = Turn(token=turn.token, revision=turn.revision, before=turn.after or b"", item=item)
-            _, item = self._turn(entry, queued, actor_pb2.ActorState.FromString(nxt_turn.before), nxt_turn)
-            turn.revision, turn.after = nxt_turn.revision, nxt_turn.after
+    def _drain(self, entry: Entry, turn: Turn, committed: Committed) -> None:
+        """Run the invocations queued in the mailbox while ``turn`` held the lock, each committed on its own."""
+        while committed.next_item is not None:
+            item = Turn(
+                token=turn.token,
+                revision=turn.revision,
+                before=turn.after or b"",
+                item=committed.next_item,
+                recorded=committed.next_record,
+            )
+            state = actor_pb2.ActorState.FromString(item.before)
+            _, committed = self._turn(entry, message_of(item.item), state, item)
+            turn.revision, turn.after = item.revision, item.after
 
     def _pooled(self, entry: Entry, message: Message) -> Reply:
         recorded = self.activations.done(entry.system, entry.name, message.id)

@@ -17,6 +17,8 @@ class Turn:
     before: bytes = b""
     after: bytes | None = None
     item: str = ""
+    recorded: bytes | None = None
+    """For a mailbox item: its dedupe record when it was applied before (answered from it, not run again)."""
     changed: bool = False
     restored: bool = False
     pending: int = 0

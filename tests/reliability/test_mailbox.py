@@ -9,6 +9,7 @@ from typing import Any
 from spawn_celery import keys
 from spawn_celery.client import Client
 from spawn_celery.config import Settings
+from spawn_celery.turn import mailbox_doc
 from tests.reliability.faults import SYSTEM, Node, close_client, new_client, spawn_counter, wait_for
 
 QUEUED = 5
@@ -150,3 +151,77 @@ def test_a_busy_actor_does_not_hold_worker_processes_hostage(
     assert slow.get("value") == 1
     wait_for(lambda: client.state(SYSTEM, x).revision == 5, 10, "X's queued calls")
     assert client.state(SYSTEM, x).value.value == 5
+
+
+def test_a_duplicate_in_the_mailbox_is_answered_from_its_record_not_applied_twice(
+    make: Callable[..., Settings], nodes: Callable[..., Node], clients: Callable[[Settings], Client]
+) -> None:
+    # Given a runtime (in this process: the worker's real code on real Redis and SQLite) holding an actor's lock
+    # in a 1 s action, and the same invocation queued twice behind it (a redelivered copy of a queued call)
+    from spawn_celery.message import Message
+    from spawn_celery.runtime import Runtime
+    from spawn_celery.services import Services
+    from tests.reliability.apps import system as app
+
+    settings = make()
+    nodes(settings, "a").start()  # registers the actor types
+    client = clients(settings)
+    name = spawn_counter(client)
+    services = Services.create(settings, actors=app.actors)
+    runtime = services.runtime()
+    assert isinstance(runtime, Runtime)
+    acts, r = services.activations, services.redis
+    slow = _request(name, "slow", {"s": 1.0})
+    holder = threading.Thread(target=runtime.handle, args=(Message("slow-3", slow),))
+    holder.start()
+    wait_for(lambda: r.exists(keys.lock(SYSTEM, name)), 10, "the runtime to lock the actor")
+    doc = mailbox_doc(keys.queue(SYSTEM, "counter"), Message("dup-1", _request(name, "increment")))
+    assert acts.begin(SYSTEM, name, "dup-1", doc, 1).queued
+    assert acts.begin(SYSTEM, name, "dup-1", doc, 2).queued
+    # When the holder's turn ends
+    holder.join(30)
+    # Then it ran the first copy and answered the second from the first one's record: applied once
+    view = client.state(SYSTEM, name)
+    assert (view.value.value, view.revision) == (2, 2)
+    assert not r.exists(keys.mailbox(SYSTEM, name), keys.inflight(SYSTEM, name), keys.lock(SYSTEM, name))
+    services.redis.close()
+
+
+def test_the_commit_hands_over_a_queued_duplicate_with_its_record(
+    make: Callable[..., Settings], clients: Callable[[Settings], Client]
+) -> None:
+    # Given a holder with the same invocation queued twice, the first already applied (its record exists)
+    settings = make()
+    client = clients(settings)
+    acts = client.services.activations
+    name = "c-1"
+    held = acts.begin(SYSTEM, name, "holder")
+    doc = '{"q":"spawn.reltests.counter","k":{"id":"dup-2"}}'
+    assert acts.begin(SYSTEM, name, "dup-2", doc, 1).queued and acts.begin(SYSTEM, name, "dup-2", doc, 2).queued
+    # When the holder commits and takes the first copy, then commits that copy's reply
+    first = acts.commit(SYSTEM, name, "holder", held.token, 10, _commit(batch=True))
+    assert first is not None and first.next_item == doc and first.next_record is None
+    second = acts.commit(SYSTEM, name, "dup-2", held.token, 11, _commit(batch=True, item=doc, reply=b"R"))
+    # Then the second copy comes with the record the first one left: the runtime answers it, never re-runs it
+    assert second is not None and second.next_item == doc and second.next_record == b"R"
+
+
+def _commit(*, batch: bool, item: str = "", reply: bytes = b"") -> Any:
+    from spawn_celery.activation import Commit
+
+    return Commit(state=b"", changed=False, base_revision=0, reply=reply, deactivate_ms=60_000, snapshot_ms=60_000,
+                  parent="", timers="", stateful=False, item=item, batch=batch)
+
+
+def _request(name: str, action: str, value: Any = None) -> Any:
+    from spawn_celery.codec import pack
+    from spawn_celery.proto import actor_pb2, protocol_pb2
+
+    request = protocol_pb2.InvocationRequest(system=actor_pb2.ActorSystem(name=SYSTEM), action_name=action)
+    request.actor.id.name, request.actor.id.system = name, SYSTEM
+    if value is not None:
+        request.value.CopyFrom(pack(value))
+    else:
+        request.noop.SetInParent()
+    setattr(request, "async", True)
+    return request

@@ -322,3 +322,25 @@ class PostgresCluster:
     def _as_postgres(self, args: list[str], *, check: bool = True) -> None:
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         subprocess.run(prefix + args, check=check, capture_output=True, cwd=self.root)
+
+
+def call_slow(
+    settings: Settings, name: str, seconds: float, invocation_id: str, out: dict[str, Any]
+) -> threading.Thread:
+    """Invoke ``slow`` (sleeps ``seconds``, then adds 1) on its own client in a thread; its reply value goes to
+    ``out["value"]``, or the exception to ``out["error"]`` (a killed holder may leave it unanswered)."""
+
+    def call() -> None:
+        own = new_client(settings)
+        try:
+            out["value"] = own.invoke(
+                SYSTEM, name, "slow", {"s": seconds}, invocation_id=invocation_id, timeout=60
+            ).value
+        except Exception as exc:
+            out["error"] = exc
+        finally:
+            close_client(own)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    return thread

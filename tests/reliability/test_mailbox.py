@@ -10,24 +10,18 @@ from spawn_celery import keys
 from spawn_celery.client import Client
 from spawn_celery.config import Settings
 from spawn_celery.turn import mailbox_doc
-from tests.reliability.faults import SYSTEM, Node, close_client, new_client, spawn_counter, wait_for
+from tests.reliability.faults import SYSTEM, Node, call_slow, close_client, new_client, spawn_counter, wait_for
 
 QUEUED = 5
 
 
-def _call_slow(settings: Settings, name: str, seconds: float, out: dict[str, Any]) -> threading.Thread:
-    def call() -> None:
-        own = new_client(settings)
-        try:
-            out["value"] = own.invoke(SYSTEM, name, "slow", {"s": seconds}, invocation_id="slow-1", timeout=60).value
-        except Exception as exc:  # the holder is killed: the first copy may time out
-            out["error"] = exc
-        finally:
-            close_client(own)
-
-    thread = threading.Thread(target=call, daemon=True)
-    thread.start()
-    return thread
+def _held_for(client: Client, settings: Settings, seconds: float) -> tuple[str, dict[str, Any], threading.Thread]:
+    """Spawn a counter and start a ``seconds``-long action on it; return once the action holds its lock."""
+    name = spawn_counter(client)
+    slow: dict[str, Any] = {}
+    caller = call_slow(settings, name, seconds, "slow-1", slow)
+    wait_for(lambda: client.services.redis.exists(keys.lock(SYSTEM, name)), 10, "the slow action to lock the actor")
+    return name, slow, caller
 
 
 def test_calls_queued_behind_a_holder_run_in_its_turn_each_once(
@@ -38,11 +32,8 @@ def test_calls_queued_behind_a_holder_run_in_its_turn_each_once(
     nodes(settings, "a").start()
     nodes(settings, "b").start()
     client = clients(settings)
-    name = spawn_counter(client)
+    name, slow, caller = _held_for(client, settings, 1.5)
     r = client.services.redis
-    slow: dict[str, Any] = {}
-    caller = _call_slow(settings, name, 1.5, slow)
-    wait_for(lambda: r.exists(keys.lock(SYSTEM, name)), 10, "the slow action to lock the actor")
     # When 5 sync calls arrive meanwhile (node b takes each, finds the actor busy and queues it, no waiting)
     replies: list[int] = []
 
@@ -77,11 +68,8 @@ def test_calls_queued_behind_a_killed_holder_are_recovered_and_applied_once(
     a = nodes(settings, "a").start()
     b = nodes(settings, "b").start()
     client = clients(settings)
-    name = spawn_counter(client)
+    name, slow, caller = _held_for(client, settings, 1.5)
     r = client.services.redis
-    slow: dict[str, Any] = {}
-    caller = _call_slow(settings, name, 1.5, slow)
-    wait_for(lambda: r.exists(keys.lock(SYSTEM, name)), 10, "the slow action to lock the actor")
     for i in range(QUEUED):
         client.invoke(SYSTEM, name, "increment", invocation_id=f"q-{i}", async_mode=True)
     wait_for(lambda: r.llen(keys.mailbox(SYSTEM, name)) == QUEUED, 10, "5 calls in the mailbox")
@@ -137,7 +125,7 @@ def test_a_busy_actor_does_not_hold_worker_processes_hostage(
     x, y = spawn_counter(client), spawn_counter(client)
     r = client.services.redis
     slow: dict[str, Any] = {}
-    caller = _call_slow(settings, x, 2.0, slow)
+    caller = call_slow(settings, x, 2.0, "slow-1", slow)
     wait_for(lambda: r.exists(keys.lock(SYSTEM, x)), 10, "the slow action to lock X")
     # When 4 more calls to X arrive (the other process queues each in X's mailbox and is free again at once)
     for i in range(4):
@@ -171,11 +159,13 @@ def test_a_duplicate_in_the_mailbox_is_answered_from_its_record_not_applied_twic
     runtime = services.runtime()
     assert isinstance(runtime, Runtime)
     acts, r = services.activations, services.redis
-    slow = _request(name, "slow", {"s": 1.0})
+    slow = client.request(SYSTEM, name, "slow", {"s": 1.0})
     holder = threading.Thread(target=runtime.handle, args=(Message("slow-3", slow),))
     holder.start()
     wait_for(lambda: r.exists(keys.lock(SYSTEM, name)), 10, "the runtime to lock the actor")
-    doc = mailbox_doc(keys.queue(SYSTEM, "counter"), Message("dup-1", _request(name, "increment")))
+    doc = mailbox_doc(
+        keys.queue(SYSTEM, "counter"), Message("dup-1", client.request(SYSTEM, name, "increment", async_mode=True))
+    )
     assert acts.begin(SYSTEM, name, "dup-1", doc, 1).queued
     assert acts.begin(SYSTEM, name, "dup-1", doc, 2).queued
     # When the holder's turn ends
@@ -209,19 +199,16 @@ def test_the_commit_hands_over_a_queued_duplicate_with_its_record(
 def _commit(*, batch: bool, item: str = "", reply: bytes = b"") -> Any:
     from spawn_celery.activation import Commit
 
-    return Commit(state=b"", changed=False, base_revision=0, reply=reply, deactivate_ms=60_000, snapshot_ms=60_000,
-                  parent="", timers="", stateful=False, item=item, batch=batch)
-
-
-def _request(name: str, action: str, value: Any = None) -> Any:
-    from spawn_celery.codec import pack
-    from spawn_celery.proto import actor_pb2, protocol_pb2
-
-    request = protocol_pb2.InvocationRequest(system=actor_pb2.ActorSystem(name=SYSTEM), action_name=action)
-    request.actor.id.name, request.actor.id.system = name, SYSTEM
-    if value is not None:
-        request.value.CopyFrom(pack(value))
-    else:
-        request.noop.SetInParent()
-    setattr(request, "async", True)
-    return request
+    return Commit(
+        state=b"",
+        changed=False,
+        base_revision=0,
+        reply=reply,
+        deactivate_ms=60_000,
+        snapshot_ms=60_000,
+        parent="",
+        timers="",
+        stateful=False,
+        item=item,
+        batch=batch,
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 from spawn_celery.client import Client
 from spawn_celery.config import Settings
 from spawn_celery.keys import lock
-from tests.reliability.faults import SYSTEM, Node, close_client, new_client, spawn_counter, wait_for
+from tests.reliability.faults import SYSTEM, Node, call_slow, spawn_counter, wait_for
 
 LEASE_MS = 3_000
 SLOW_S = 1.5  # well inside the lease when not paused (its re-run must not lose the lock too)
@@ -27,16 +26,7 @@ def test_a_worker_paused_past_its_lease_is_fenced_off_and_no_update_is_lost(
     locked = client.services.redis
     # When worker a starts a slow invocation (1.5 s) and is frozen (SIGSTOP) inside it, holding the actor's lock
     slow: dict[str, Any] = {}
-
-    def call_slow() -> None:
-        own = new_client(settings)
-        try:
-            slow["value"] = own.invoke(SYSTEM, name, "slow", {"s": SLOW_S}, invocation_id="slow-1", timeout=60).value
-        finally:
-            close_client(own)
-
-    caller = threading.Thread(target=call_slow, daemon=True)
-    caller.start()
+    caller = call_slow(settings, name, SLOW_S, "slow-1", slow)
     wait_for(lambda: locked.exists(lock(SYSTEM, name)), 10, "worker a to lock the actor")
     a.pause()
     # And its lease runs out while worker b takes over and applies 20 increments
@@ -68,16 +58,7 @@ def test_an_action_longer_than_the_lease_keeps_its_lock_and_commits_once(
     r = client.services.redis
     # When an action runs for 3 s (three leases) while another call arrives after 1.5 s
     slow: dict[str, Any] = {}
-
-    def call_slow() -> None:
-        own = new_client(settings)
-        try:
-            slow["value"] = own.invoke(SYSTEM, name, "slow", {"s": 3.0}, invocation_id="slow-2", timeout=60).value
-        finally:
-            close_client(own)
-
-    caller = threading.Thread(target=call_slow, daemon=True)
-    caller.start()
+    caller = call_slow(settings, name, 3.0, "slow-2", slow)
     wait_for(lambda: r.exists(lock(SYSTEM, name)), 10, "the slow action to lock the actor")
     token = r.get(lock(SYSTEM, name))
     time.sleep(1.5)

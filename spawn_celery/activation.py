@@ -54,10 +54,9 @@ else
   redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[9])
 end
 if ARGV[7] ~= '' then redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[8]) end
-if #KEYS >= 10 and redis.call('EXISTS', KEYS[10]) == 0 then
-  if ARGV[16] == '0' then redis.call('SET', KEYS[10], ARGV[15])
-  else redis.call('SET', KEYS[10], ARGV[15], 'EX', ARGV[16]) end
-  redis.call('PUBLISH', KEYS[10], ARGV[15])
+if #KEYS >= 10 then
+  redis.call('RPUSH', KEYS[10], ARGV[15])
+  if ARGV[16] ~= '0' then redis.call('EXPIRE', KEYS[10], ARGV[16]) end
 end
 if ARGV[17] ~= '' then redis.call('LREM', KEYS[8], 1, ARGV[17]) end
 local nxt = false
@@ -163,8 +162,7 @@ class Commit:
     batch: bool = False
     """Keep the lock and take the next mailbox item, if any, instead of unlocking."""
     answer: tuple[str, str, int] | None = None
-    """The caller's reply record ``(key, value, ttl_s)`` to store and publish in the same call (saves a round trip);
-    like the result backend's store, a reply already stored under ``key`` is kept."""
+    """The caller's reply record ``(list key, value, ttl_s)`` to push in the same call (saves a round trip)."""
 
 
 @dataclass(frozen=True)

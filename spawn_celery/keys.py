@@ -69,6 +69,11 @@ def inflight(system: str, name: str) -> str:
     return f"{PREFIX}if:{system}:{name}"
 
 
+def reply(reply_to: str) -> str:
+    """List holding the reply for a sync caller waiting on ``reply_to`` (pushed by the worker, popped by BLPOP)."""
+    return f"{PREFIX}rp:{reply_to}"
+
+
 def pool(system: str, name: str) -> str:
     """Counter of running invocations of a pooled actor."""
     return f"{PREFIX}pl:{system}:{name}"

@@ -201,7 +201,12 @@ class Runtime:
             workflow=response.SerializeToString() if response.HasField("workflow") else None,
         )
         # The plain sync case (no workflow, no checkpoint): the caller's reply is written by the commit round trip.
-        folded = bool(message.reply_to) and not response.HasField("workflow") and not response.checkpoint
+        folded = (
+            bool(message.reply_to)
+            and not response.HasField("workflow")
+            and not response.checkpoint
+            and self.router.transport.folds_replies
+        )
         turn.changed, turn.after = changed, after
         committed = self._commit(entry, message, state, turn, reply, folded, reply.to_json().encode())
         late_failure = None

@@ -49,7 +49,7 @@ class Services:
     @cached_property
     def transport(self) -> CeleryTransport:
         """Sends invocation messages and carries replies."""
-        return CeleryTransport(app=self.app)
+        return CeleryTransport(app=self.app, folds_replies=self.settings.backend == self.settings.redis_url)
 
     @cached_property
     def registry(self) -> Registry:

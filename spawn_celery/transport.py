@@ -1,25 +1,26 @@
 """Celery transport: the Celery app, sending invocation messages to actor queues, and replies via the backend.
 
 The Celery app is built by :func:`create_celery` from :class:`~spawn_celery.config.Settings` (never at import
-time). Replies travel through the Celery result backend (Redis): the worker that produces the final reply stores
-it under the caller's ``reply_to`` id, so forward/pipe chains answer the original caller without any worker
-waiting on another task.
+time). Replies travel through the result backend's Redis: the worker that produces the final reply pushes it on a
+list named after the caller's ``reply_to`` id (:func:`keys.reply`), so forward/pipe chains answer the original
+caller without any worker waiting on another task. The caller waits with one ``BLPOP``, which also removes the
+reply: one round trip, where Celery's ``AsyncResult.get`` costs a subscribe, a read, an unsubscribe and a delete.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from celery import Celery
 from celery.app.amqp import AMQP
-from celery.exceptions import TimeoutError as CeleryTimeout
 from kombu.exceptions import OperationalError
 from kombu.transport import redis as kombu_redis
 
+from spawn_celery import keys
 from spawn_celery.config import Settings
 from spawn_celery.errors import InvocationTimeout, TransportUnavailable
 from spawn_celery.message import TASK_NAME, Message, Reply
@@ -99,14 +100,8 @@ def create_celery(settings: Settings, *, name: str = "spawn_celery") -> Celery:
     return app
 
 
-_MAX_WAITING = 10_000
-_STORE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if ARGV[2] == '0' then redis.call('SET', KEYS[1], ARGV[1])
-else redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
-redis.call('PUBLISH', KEYS[1], ARGV[1])
-return 1
-"""
+_BLPOP_CHUNK_S = 20.0
+"""Longest single ``BLPOP``: well under the backend client's socket timeout (Celery's default 120 s)."""
 
 
 def readable_kwargs(kwargs: dict[str, Any]) -> str:
@@ -119,12 +114,19 @@ def readable_kwargs(kwargs: dict[str, Any]) -> str:
 class CeleryTransport:
     """Sends invocation messages and carries replies."""
 
-    def __init__(self, *, app: Celery) -> None:
-        """Use the Celery ``app`` (from :func:`create_celery`)."""
+    def __init__(self, *, app: Celery, folds_replies: bool = True) -> None:
+        """Use the Celery ``app`` (from :func:`create_celery`).
+
+        ``folds_replies`` says the result backend is the Redis that holds actor state, so a worker's commit script
+        may push the reply itself.
+        """
         self.app = app
-        # Results of sync sends, kept so wait() reuses their reply subscription (dropping one unsubscribes).
-        self._waiting: OrderedDict[str, Any] = OrderedDict()
-        self._store_script: Any = None
+        self.folds_replies = folds_replies
+
+    @property
+    def replies(self) -> redis.Redis:
+        """The result backend's Redis client, which carries replies."""
+        return self.app.backend.client  # type: ignore[attr-defined,no-any-return]
 
     def send(self, message: Message, queue: str) -> None:
         """Enqueue ``message`` on ``queue``. The Celery task id is the invocation id.
@@ -134,58 +136,52 @@ class CeleryTransport:
         """
         kwargs = message.to_kwargs()
         try:
-            result = self.app.send_task(
+            self.app.send_task(
                 TASK_NAME,
                 kwargs=kwargs,
                 queue=queue,
                 task_id=message.id,
                 shadow=f"{message.system}.{message.actor}.{message.action}",
                 kwargsrepr=readable_kwargs(kwargs),
+                ignore_result=True,  # replies come back on our own list: no result subscription per send
             )
         except OperationalError as exc:
             raise TransportUnavailable(f"broker unreachable: {exc}") from None
-        if message.reply_to == message.id:
-            self._waiting[message.id] = result
-            while len(self._waiting) > _MAX_WAITING:  # a sync send nobody waited for
-                self._waiting.popitem(last=False)
 
     def store(self, reply_to: str, reply: Reply) -> None:
-        """Store the final reply for the caller waiting on ``reply_to``, in one round trip.
-
-        Same record and first-reply-wins rule as ``backend.store_result(..., "SUCCESS")``, without its read before
-        the write (every reply is stored as SUCCESS, so "a reply exists" is "a SUCCESS exists").
-        """
-        if self._store_script is None:
-            self._store_script = self.app.backend.client.register_script(_STORE)  # type: ignore[attr-defined]
+        """Push the final reply for the caller waiting on ``reply_to`` (one round trip)."""
         key, value, ttl = self.reply_record(reply_to, reply)
-        self._store_script(keys=[key], args=[value, ttl])
+        pipe = self.replies.pipeline(transaction=False)
+        pipe.rpush(key, value)
+        if ttl:
+            pipe.expire(key, ttl)
+        pipe.execute()
 
     def reply_record(self, reply_to: str, reply: Reply) -> tuple[str, str, int]:
-        """The result-backend record of ``reply``: ``(key, value, ttl_s)``, as ``store_result`` would write it.
+        """The reply record of ``reply``: ``(list key, value, ttl_s)``.
 
-        The worker's commit script writes it in the same round trip as the state (see ``Commit.answer``).
+        The worker's commit script pushes it in the same round trip as the state (see ``Commit.answer``). The ttl
+        bounds a reply nobody pops (its caller timed out, or a redelivered duplicate answered again).
         """
-        backend: Any = self.app.backend  # celery's RedisBackend (celery-types knows only the base class)
-        meta: dict[str, Any] = {"status": "SUCCESS", "result": reply.to_json(), "traceback": None, "children": [],
-                                "date_done": datetime.now(UTC).isoformat(), "task_id": reply_to}
-        key = backend.get_key_for_task(reply_to)
-        return key.decode() if isinstance(key, bytes) else key, backend.encode(meta), int(backend.expires or 0)
+        backend: Any = self.app.backend
+        return keys.reply(reply_to), reply.to_json(), int(backend.expires or 0)
 
     def wait(self, reply_to: str, timeout_s: float) -> Reply:
-        """Wait for the reply stored under ``reply_to``.
+        """Wait for the reply pushed for ``reply_to`` and take it (a retry reusing the id waits for a new one).
 
         Raises:
             InvocationTimeout: nothing arrived within ``timeout_s``.
             TransportUnavailable: the result backend cannot be reached.
         """
-        result = self._waiting.pop(reply_to, None) or self.app.AsyncResult(reply_to)
-        try:
-            value: Any = result.get(timeout=timeout_s, propagate=True, disable_sync_subtasks=False)
-        except CeleryTimeout:
-            raise InvocationTimeout(reply_to, timeout_s) from None
-        except OperationalError as exc:
-            raise TransportUnavailable(f"result backend unreachable: {exc}") from None
-        finally:
-            # Deleted now, not later: a caller that reuses the invocation id (a retry) must not read this reply.
-            result.forget()
-        return Reply.from_json(value)
+        key = keys.reply(reply_to)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise InvocationTimeout(reply_to, timeout_s)
+            try:
+                got = self.replies.blpop([key], timeout=max(min(left, _BLPOP_CHUNK_S), 0.01))
+            except redis.RedisError as exc:
+                raise TransportUnavailable(f"result backend unreachable: {exc}") from None
+            if got:
+                return Reply.from_json(got[1])

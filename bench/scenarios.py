@@ -175,9 +175,18 @@ def quiesce(b: Bench, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
+def settle(b: Bench, timeout: float = 60.0) -> None:
+    """Wait until the actors of earlier scenarios have been written and evicted (a wave of thousands of
+    deactivations, 8 s after the distinct-actors scenario, would otherwise land in the middle of a measurement)."""
+    quiesce(b, timeout)
+    deadline = time.monotonic() + timeout
+    while b.ours_redis.zcard(keys.ACTIVE) > 10 and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def scale(b: Bench, total: int, sample: int) -> dict[str, Any]:
     """Spawn actors up to ``total``; p50 of one hot actor vs ``sample`` random actors among them (cold, then warm)."""
-    quiesce(b)
+    settle(b)
     extra = max(total - b.spawned, 0)
     start = time.perf_counter()
     pool = names(f"s{uuid.uuid4().hex[:4]}", extra)

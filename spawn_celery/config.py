@@ -27,7 +27,8 @@ class Settings:
     broker_url: str = ""
     """``SPAWN_BROKER_URL``: Celery broker; defaults to ``redis_url``."""
     result_backend: str = ""
-    """``SPAWN_RESULT_BACKEND``: Celery result backend; defaults to ``redis_url``."""
+    """``SPAWN_RESULT_BACKEND``: Celery result backend, a Redis URL (replies are lists there); defaults to
+    ``redis_url``."""
     database_url: str = "sqlite:///spawn.db"
     """``SPAWN_DATABASE_URL`` (a SQLAlchemy URL), else built from ``PROXY_DATABASE_*``, else a SQLite file."""
     database_pool_size: int = 10
@@ -153,6 +154,10 @@ class Settings:
         level = env.get("SPAWN_LOG_LEVEL") or env.get("SPAWN_PROXY_LOGGER_LEVEL")
         if level:
             values["log_level"] = level.upper()
+        for var in ("SPAWN_REDIS_URL", "SPAWN_RESULT_BACKEND"):
+            url = env.get(var, "")
+            if url and not url.startswith(("redis://", "rediss://", "unix://")):
+                raise ConfigError(var, url, "must be a Redis URL (redis://, rediss:// or unix://)")
         values["database_url"] = _database_url(env)
         values["extra"] = {k: v for k, v in env.items() if k.startswith("SPAWN_")}
         return cls(**values)

@@ -66,6 +66,13 @@ def test_bad_integer_setting_names_the_variable(settings: Settings) -> None:
     assert out.returncode == 2 and "SPAWN_LOCK_LEASE_MS" in out.stderr
 
 
+def test_a_result_backend_that_is_not_redis_is_refused(settings: Settings) -> None:
+    env = env_of(settings) | {"SPAWN_RESULT_BACKEND": "rpc://"}
+    out = subprocess.run([sys.executable, "-m", "spawn_celery.cli", "keygen"], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2 and "SPAWN_RESULT_BACKEND" in out.stderr and "Redis URL" in out.stderr
+
+
 def test_bad_app_spec_is_a_config_error(settings: Settings) -> None:
     out = cli(settings, "worker", "--app", "tests.apps:nothing_here")
     assert out.returncode == 2 and "not a spawn_celery.Spawn" in out.stderr

@@ -74,7 +74,8 @@ else
   redis.call('LPUSH', KEYS[6], '1')
   redis.call('LTRIM', KEYS[6], 0, 0)
   redis.call('PEXPIRE', KEYS[6], 2000)
-  if redis.call('LLEN', KEYS[8]) == 0 and redis.call('LLEN', KEYS[7]) == 0 then redis.call('ZREM', KEYS[9], ARGV[9]) end
+  if redis.call('LLEN', KEYS[8]) == 0 and redis.call('LLEN', KEYS[7]) == 0 then redis.call('ZREM', KEYS[9], ARGV[9])
+  else redis.call('ZADD', KEYS[9], 'XX', 0, ARGV[9]) end
 end
 local f = 0
 if fresh then f = 1 end

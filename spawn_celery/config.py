@@ -79,6 +79,10 @@ class Settings:
     batch_turns: int = 1
     """``SPAWN_BATCH_TURNS``: 1 queues calls to a busy actor in its mailbox, run by the lock holder in its turn
     (no worker process waits on a lock); 0 makes each call wait for the lock."""
+    max_turn_ms: int = 1_000
+    """``SPAWN_MAX_TURN_MS``: how long a lock holder keeps taking calls from its actor's mailbox after its own
+    call; then it unlocks and the rest run in the next turn (fair to other actors of that process, bounded warm
+    shutdown)."""
     sent_events: int = 1
     """``SPAWN_SENT_EVENTS``: 1 sends Celery task-sent events (Flower shows queued invocations); 0 saves a publish."""
     max_body_bytes: int = 8 * 1024 * 1024
@@ -182,6 +186,7 @@ _INTS = {
     "max_body_bytes": "SPAWN_MAX_BODY_BYTES",
     "sent_events": "SPAWN_SENT_EVENTS",
     "batch_turns": "SPAWN_BATCH_TURNS",
+    "max_turn_ms": "SPAWN_MAX_TURN_MS",
     "drain_delay_ms": "SPAWN_DRAIN_DELAY_MS",
     "drain_timeout_ms": "SPAWN_DRAIN_TIMEOUT_MS",
 }

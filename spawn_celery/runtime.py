@@ -53,6 +53,7 @@ class Runtime:
         observer: Observer | None = None,
         batch_turns: bool = True,
         max_action_ms: int = 300_000,
+        max_turn_ms: int = 1_000,
     ) -> None:
         """Compose the parts a worker needs; ``batch_turns`` runs a busy actor's queued calls in the holder's turn."""
         self.router = router
@@ -64,6 +65,7 @@ class Runtime:
         self.lock_wait_ms = lock_wait_ms
         self.lock_lease_ms = lock_lease_ms
         self.batch_turns = batch_turns
+        self.max_turn_ms = max_turn_ms
         self.observer = observer or Observer()
 
     def handle(self, message: Message) -> Reply:
@@ -249,7 +251,8 @@ class Runtime:
             touch=turn.touch,
             dedupe_ttl_s=TIMER_DEDUPE_TTL_S if turn.fire else 0,
             item=turn.item,
-            batch=self.batch_turns,
+            # the first queued call is always taken; then for SPAWN_MAX_TURN_MS at most, then the lock goes
+            batch=self.batch_turns and (not turn.item or time.monotonic() < turn.until),
             answer=self.router.transport.reply_record(message.reply_to, reply) if folded else None,
         )
         committed = self.activations.commit(system, name, message.id, turn.token, now, commit)
@@ -267,6 +270,7 @@ class Runtime:
 
     def _drain(self, entry: Entry, turn: Turn, committed: Committed) -> None:
         """Run the invocations queued in the mailbox while ``turn`` held the lock, each committed on its own."""
+        until = time.monotonic() + self.max_turn_ms / 1000.0
         while committed.next_item is not None:
             item = Turn(
                 token=turn.token,
@@ -274,6 +278,7 @@ class Runtime:
                 before=turn.after or b"",
                 item=committed.next_item,
                 recorded=committed.next_record,
+                until=until,
             )
             state = actor_pb2.ActorState.FromString(item.before)
             _, committed = self._turn(entry, message_of(item.item), state, item)

@@ -101,6 +101,7 @@ class Services:
             observer=observer,
             batch_turns=bool(self.settings.batch_turns),
             max_action_ms=self.settings.action_timeout_ms,
+            max_turn_ms=self.settings.max_turn_ms,
         )
 
     def housekeeper(self, *, observer: Observer | None = None) -> object:

@@ -18,6 +18,9 @@ class Turn:
     after: bytes | None = None
     item: str = ""
     recorded: bytes | None = None
+    until: float = 0.0
+    """For a mailbox item: ``time.monotonic()`` after which its commit takes no next item but unlocks (the
+    leftovers run in a later turn)."""
     """For a mailbox item: its dedupe record when it was applied before (answered from it, not run again)."""
     changed: bool = False
     restored: bool = False

@@ -6,6 +6,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from spawn_celery import keys
 from spawn_celery.client import Client
 from spawn_celery.config import Settings
@@ -24,13 +26,14 @@ def _held_for(client: Client, settings: Settings, seconds: float) -> tuple[str, 
     return name, slow, caller
 
 
+@pytest.mark.parametrize("max_turn_ms", [1_000, 0], ids=["one-turn", "turn-budget-spent"])
 def test_calls_queued_behind_a_holder_run_in_its_turn_each_once(
-    make: Callable[..., Settings], nodes: Callable[..., Node], clients: Callable[[Settings], Client]
+    max_turn_ms: int, make: Callable[..., Settings], nodes: Callable[..., Node], clients: Callable[[Settings], Client]
 ) -> None:
-    # Given two nodes; node a holds the actor's lock in a 1.5 s action
-    settings = make()
-    nodes(settings, "a").start()
-    nodes(settings, "b").start()
+    # Given two nodes; node a holds the actor's lock in a 1.5 s action. With a spent turn budget
+    # (SPAWN_MAX_TURN_MS=0) the holder unlocks after its own call and leaves the queued calls to the next turns.
+    settings = make(max_turn_ms=max_turn_ms)
+    a, b = nodes(settings, "a").start(), nodes(settings, "b").start()
     client = clients(settings)
     name, slow, caller = _held_for(client, settings, 1.5)
     r = client.services.redis
@@ -58,6 +61,8 @@ def test_calls_queued_behind_a_holder_run_in_its_turn_each_once(
     # And the mailbox bookkeeping is gone
     assert not r.exists(keys.mailbox(SYSTEM, name), keys.inflight(SYSTEM, name))
     assert r.zcard(keys.MAILBOXES) == 0
+    resent = "invocations from mailboxes whose lock holder stopped" in a.log() + b.log()
+    assert resent == (max_turn_ms == 0)  # leftovers of a bounded turn are re-sent at the next tick
 
 
 def test_calls_queued_behind_a_killed_holder_are_recovered_and_applied_once(

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         steps = [
             ("sync", lambda: scenarios.sync_latency(b, p["sync"])),
-            ("events", lambda: scenarios.raw_with_events(b, p["events"])),
+            ("events", lambda: scenarios.raw_with_events(b, p["events"], p["hot"])),
             ("commands", lambda: commands.count(
                 args.redis, {"ours": 6, "raw": 7},
                 {"ours": lambda: b.ours_sync("sync-1"), "raw": lambda: b.raw_sync("raw:sync-1")}, 200)),
@@ -111,6 +111,11 @@ def build_rows(r: dict[str, Any]) -> list[dict[str, Any]]:
             eo, er = r["events"]["ours"], r["events"]["raw"]
             rows.append({"scenario": "sync p50 vs raw Celery WITH events (-E)", "ours": ms(eo["p50_ms"]),
                          "raw": ms(er["p50_ms"]), "ratio": eo["p50_ms"] / er["p50_ms"], "target": "(info)", "ok": None})
+            eh = r["events"].get("hot")
+            if eh:
+                rows.append({"scenario": "one hot actor, updates/s vs raw Celery WITH events (-E)",
+                             "ours": f"{eh['ours']['per_s']:.0f}/s", "raw": f"{eh['raw']['per_s']:.0f}/s",
+                             "ratio": eh["ours"]["per_s"] / eh["raw"]["per_s"], "target": "(info)", "ok": None})
     if "commands" in r:
         o, w = r["commands"]["ours"], r["commands"]["raw"]
         rows.append({"scenario": "Redis commands per sync call (+ inside Lua)",

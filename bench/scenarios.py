@@ -112,15 +112,16 @@ def sync_latency(b: Bench, calls: int) -> dict[str, Any]:
     return {"ours": stats.latency(ours), "raw": stats.latency(raw)}
 
 
-def raw_with_events(b: Bench, calls: int) -> dict[str, Any]:
-    """Raw Celery with task events on (what Flower needs; our workers always run with ``-E``), paired with ours."""
+def raw_with_events(b: Bench, calls: int, hot: int = 0) -> dict[str, Any]:
+    """Raw Celery with task events on (what Flower needs; our workers always run with ``-E``), paired with ours;
+    with ``hot``, also the hot-actor throughput against that baseline."""
     b.raw_app.control.enable_events()
     b.raw_app.conf.task_send_sent_event = True
     time.sleep(0.5)
     try:
         paired(lambda: b.ours_sync("sync-1"), lambda: b.raw_sync("raw:sync-1"), 50)
         ours, raw = paired(lambda: b.ours_sync("sync-1"), lambda: b.raw_sync("raw:sync-1"), calls)
-        return {"ours": stats.latency(ours), "raw": stats.latency(raw)}
+        return {"ours": stats.latency(ours), "raw": stats.latency(raw), "hot": hot_actor(b, hot) if hot else None}
     finally:
         b.raw_app.conf.task_send_sent_event = False
         b.raw_app.control.disable_events()

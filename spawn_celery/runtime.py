@@ -28,10 +28,10 @@ from spawn_celery.pool import PoolSlot
 from spawn_celery.proto import actor_pb2, protocol_pb2
 from spawn_celery.registry import Entry, pending_of
 from spawn_celery.routing import RESTORE_ACTION, Router
-from spawn_celery.scheduler import TIMER_DEDUPE_TTL_S, Scheduler, is_timer_fire
+from spawn_celery.scheduler import TIMER_DEDUPE_TTL_S, Scheduler, invocation_doc, invocation_of, is_timer_fire
 from spawn_celery.snapshotter import snapshot_of, state_of
 from spawn_celery.statestores.base import StateStore
-from spawn_celery.turn import Turn, mailbox_doc, message_of
+from spawn_celery.turn import Turn
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class Runtime:
         timers = entry.timers  # a fire waits one period at most for a busy actor: fires never pile up
         deadline = time.monotonic() + min(self.lock_wait_ms, timers.get(message.action, 0) if fire else 1 << 40) / 1e3
         # a busy actor's invocations go to its mailbox and run in the lock holder's turn (no process waits)
-        doc = "" if fire or not self.batch_turns else mailbox_doc(entry.queue, message)
+        doc = "" if fire or not self.batch_turns else invocation_doc(entry.queue, message)
         waited = 0.0
         while True:
             begun = self.activations.begin(
@@ -281,7 +281,7 @@ class Runtime:
                 until=until,
             )
             state = actor_pb2.ActorState.FromString(item.before)
-            _, committed = self._turn(entry, message_of(item.item), state, item)
+            _, committed = self._turn(entry, invocation_of(item.item)[1], state, item)
             turn.revision, turn.after = item.revision, item.after
 
     def _pooled(self, entry: Entry, message: Message) -> Reply:

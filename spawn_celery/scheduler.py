@@ -81,7 +81,7 @@ class Scheduler:
 
     def schedule(self, message: Message, queue: str, at_ms: int) -> None:
         """Store ``message`` to be sent to ``queue`` at ``at_ms`` (idempotent per invocation id)."""
-        doc = json.dumps({"q": queue, "k": message.to_kwargs()}, separators=(",", ":"))
+        doc = invocation_doc(queue, message)
         pipe = self._redis.pipeline(transaction=True)
         pipe.hsetnx(keys.SCHEDULED_PAYLOADS, message.id, doc)
         pipe.zadd(keys.SCHEDULED, {message.id: at_ms}, nx=True)
@@ -92,8 +92,7 @@ class Scheduler:
         raw = self._claim(keys=[keys.SCHEDULED, keys.SCHEDULED_PAYLOADS], args=[now_ms, self._lease, self._batch, "0"])
         out: list[tuple[str, Message]] = []
         for i in range(0, len(raw), 3):
-            doc = json.loads(raw[i + 2])
-            out.append((doc["q"], Message.from_kwargs(doc["k"])))
+            out.append(invocation_of(raw[i + 2]))
         return out
 
     def sent(self, invocation_id: str) -> None:
@@ -132,3 +131,18 @@ class Scheduler:
             pipe.zrem(keys.TIMERS, *members)
             pipe.hdel(keys.TIMER_PERIODS, *members)
             pipe.execute()
+
+
+def invocation_doc(queue: str, message: Message) -> str:
+    """The document of an invocation held in Redis to be run later.
+
+    Scheduled calls and calls queued in a busy actor's mailbox share it, so a dead holder's mailbox can be re-sent
+    as scheduled calls.
+    """
+    return json.dumps({"q": queue, "k": message.to_kwargs()}, separators=(",", ":"))
+
+
+def invocation_of(doc: str | bytes) -> tuple[str, Message]:
+    """The ``(queue, message)`` of an :func:`invocation_doc` document."""
+    loaded = json.loads(doc)
+    return loaded["q"], Message.from_kwargs(loaded["k"])

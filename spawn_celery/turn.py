@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-
-from spawn_celery.message import Message
 
 
 @dataclass
@@ -29,13 +26,3 @@ class Turn:
     touch: bool = True
     fire: bool = False
     keep: bool = False
-
-
-def mailbox_doc(queue: str, message: Message) -> str:
-    """The mailbox (and scheduled-invocation) document of a queued invocation."""
-    return json.dumps({"q": queue, "k": message.to_kwargs()}, separators=(",", ":"))
-
-
-def message_of(doc: str) -> Message:
-    """The invocation of a mailbox document."""
-    return Message.from_kwargs(json.loads(doc)["k"])

@@ -11,7 +11,7 @@ import pytest
 from spawn_celery import keys
 from spawn_celery.client import Client
 from spawn_celery.config import Settings
-from spawn_celery.turn import mailbox_doc
+from spawn_celery.scheduler import invocation_doc
 from tests.reliability.faults import SYSTEM, Node, call_slow, close_client, new_client, spawn_counter, wait_for
 
 QUEUED = 5
@@ -168,7 +168,7 @@ def test_a_duplicate_in_the_mailbox_is_answered_from_its_record_not_applied_twic
     holder = threading.Thread(target=runtime.handle, args=(Message("slow-3", slow),))
     holder.start()
     wait_for(lambda: r.exists(keys.lock(SYSTEM, name)), 10, "the runtime to lock the actor")
-    doc = mailbox_doc(
+    doc = invocation_doc(
         keys.queue(SYSTEM, "counter"), Message("dup-1", client.request(SYSTEM, name, "increment", async_mode=True))
     )
     assert acts.begin(SYSTEM, name, "dup-1", doc, 1).queued

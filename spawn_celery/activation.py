@@ -242,8 +242,7 @@ class Activations:
         if code == 1:
             return Begun(busy_ms=max(int(result[1]), 0))
         state, revision = result[2], result[3]
-        inst = result[4] if len(result) > 4 and result[4] else None
-        return Begun(token=int(result[1]), state=state, revision=int(revision) if revision else 0, instance=inst)
+        return Begun(token=int(result[1]), state=state, revision=int(revision) if revision else 0, instance=result[4])
 
     def commit(
         self, system: str, name: str, invocation_id: str, token: int, now_ms: int, c: Commit
@@ -289,11 +288,8 @@ class Activations:
         result = self._commit(keys=commit_keys, args=args)
         if result == -1:
             return None
-        nxt = result[2] if len(result) > 2 and result[2] else None
-        if nxt is None:
-            return Committed(int(result[0]), bool(int(result[1])))
-        record = result[3] if len(result) > 3 and result[3] else None
-        return Committed(int(result[0]), bool(int(result[1])), nxt.decode() if isinstance(nxt, bytes) else nxt, record)
+        revision, activated, nxt, record = result  # Lua false arrives as None
+        return Committed(int(revision), bool(int(activated)), nxt.decode() if nxt else None, record)
 
     def recover(self, now_ms: int, grace_ms: int, limit: int = 50) -> int:
         """Re-schedule mailbox items whose holder died (no lock, queued longer than ``grace_ms``); return how many."""

@@ -36,9 +36,9 @@ class Housekeeper:
         scheduler: Scheduler,
         snapshotter: Snapshotter,
         tick_ms: int,
-        activations: Activations | None = None,
+        activations: Activations,
     ) -> None:
-        """Compose the parts; ``tick_ms`` is the polling period; ``activations`` enables mailbox recovery."""
+        """Compose the parts; ``tick_ms`` is the polling period; ``activations`` serves mailbox recovery."""
         self.activations = activations
         self.router = router
         self.scheduler = scheduler
@@ -65,8 +65,6 @@ class Housekeeper:
 
     def recover_mailboxes(self, now_ms: int) -> int:
         """Re-send invocations queued in the mailbox of an actor whose lock holder died (via the scheduler)."""
-        if self.activations is None:
-            return 0
         moved = self.activations.recover(now_ms, grace_ms=1000)
         if moved:
             log.warning("re-sent %d invocations from mailboxes whose lock holder stopped", moved)

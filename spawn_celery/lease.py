@@ -45,10 +45,6 @@ class Leases:
         with self._guard:
             self._held.pop((system, name), None)
 
-    def held(self) -> int:
-        """How many locks are being renewed."""
-        return len(self._held)
-
     def renew_due(self, now: float | None = None) -> int:
         """Renew every lock held for a third of a lease or more; return how many were renewed."""
         now = time.monotonic() if now is None else now

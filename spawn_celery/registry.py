@@ -180,10 +180,6 @@ class Registry:
         """
         return _template(system, parent, self._redis.hget(keys.registry(system), parent))
 
-    def pending_revision(self, system: str, name: str) -> int:
-        """The revision a spawned instance should be restored to at activation (0 = none), read afresh."""
-        return pending_of(self._redis.hget(keys.instances(system), name))
-
     def consume_revision(self, system: str, name: str, parent: str, revision: int) -> bool:
         """Clear a pending restore once applied (only if it is still ``revision``); return whether it was cleared."""
         self._cache.pop((system, name), None)

@@ -85,6 +85,13 @@ class Settings:
     shutdown)."""
     sent_events: int = 1
     """``SPAWN_SENT_EVENTS``: 1 sends Celery task-sent events (Flower shows queued invocations); 0 saves a publish."""
+    event_flush_ms: int = 100
+    """``SPAWN_EVENT_FLUSH_MS``: a worker publishes its buffered task events at most this long after the first
+    (or at once every 24 events), in one ``task-multi`` message; 0 publishes after every event-loop turn, as
+    Celery does. Flower reads both."""
+    task_events: int = 1
+    """``SPAWN_TASK_EVENTS``: 1 starts workers with Celery task events on (``-E``: Flower sees every invocation
+    from the start); 0 leaves them off until a monitor turns them on (Flower does, every 5 s)."""
     max_body_bytes: int = 8 * 1024 * 1024
     """``SPAWN_MAX_BODY_BYTES``: largest request body the gateway accepts (413 above)."""
     auth_basic: str = ""
@@ -185,6 +192,8 @@ _INTS = {
     "metrics_port": "SPAWN_METRICS_PORT",
     "max_body_bytes": "SPAWN_MAX_BODY_BYTES",
     "sent_events": "SPAWN_SENT_EVENTS",
+    "task_events": "SPAWN_TASK_EVENTS",
+    "event_flush_ms": "SPAWN_EVENT_FLUSH_MS",
     "batch_turns": "SPAWN_BATCH_TURNS",
     "max_turn_ms": "SPAWN_MAX_TURN_MS",
     "drain_delay_ms": "SPAWN_DRAIN_DELAY_MS",

@@ -110,30 +110,52 @@ class Registry:
         if raw is None and inst is not None:
             parent_raw, _, rev_raw = inst.decode().partition(keys.SEP)
             parent, revision = parent_raw, int(rev_raw or 0)
-            template = self._templates.get((system, parent))
-            if template is not None and template[0] > now:  # many instances, one template: read it once per ttl
-                raw, host = template[1], template[2]
-            else:
-                pipe = self._redis.pipeline(transaction=False)
-                pipe.hget(keys.registry(system), parent)
-                pipe.hget(keys.hosts(system), parent)
-                raw, host = pipe.execute()
-                if raw is not None:
-                    self._templates[(system, parent)] = (now + self._ttl, raw, host)
+            raw, host = self._template_record(system, parent, now)
         if raw is None:
             raise ActorNotFound(system, name)
-        definition = self._parsed.get(raw)
-        if definition is None:
-            if len(self._parsed) >= _MAX_CACHED:
-                self._parsed.clear()
-            definition = self._parsed[raw] = actor_pb2.Actor.FromString(raw)
-        entry = Entry(system, name, definition, (host or b"").decode(), parent, revision)
+        entry = Entry(system, name, self._definition(raw), (host or b"").decode(), parent, revision)
         if len(self._cache) >= _MAX_CACHED:  # bounded by active use, not by every actor ever seen
             self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
             if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
         self._cache[(system, name)] = (now + self._ttl, entry)
         return entry
+
+    def instance(self, system: str, name: str, parent: str) -> Entry:
+        """An instance of the template ``parent`` as a worker runs it, without reading its instance record.
+
+        For invocations a router has sent (it resolved the instance and wrote ``parent`` into the request); the
+        activation reads the pending restore revision itself, so the entry's ``revision`` is 0.
+
+        Raises:
+            ActorNotFound: the template is not registered.
+        """
+        raw, host = self._template_record(system, parent, time.monotonic())
+        if raw is None:
+            raise ActorNotFound(system, name)
+        return Entry(system, name, self._definition(raw), (host or b"").decode(), parent, 0)
+
+    def _template_record(self, system: str, parent: str, now: float) -> tuple[bytes | None, bytes | None]:
+        """The definition bytes and host of ``parent``: many instances, one template, read once per ttl."""
+        template = self._templates.get((system, parent))
+        if template is not None and template[0] > now:
+            return template[1], template[2]
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hget(keys.registry(system), parent)
+        pipe.hget(keys.hosts(system), parent)
+        raw, host = pipe.execute()
+        if raw is not None:
+            self._templates[(system, parent)] = (now + self._ttl, raw, host)
+        return raw, host
+
+    def _definition(self, raw: bytes) -> actor_pb2.Actor:
+        """The parsed ``Actor`` message of ``raw`` (shared by every entry with the same bytes)."""
+        definition = self._parsed.get(raw)
+        if definition is None:
+            if len(self._parsed) >= _MAX_CACHED:
+                self._parsed.clear()
+            definition = self._parsed[raw] = actor_pb2.Actor.FromString(raw)
+        return definition
 
     def spawn(self, system: str, name: str, parent: str, *, revision: int = 0) -> Entry:
         """Create an instance ``name`` of the unnamed template ``parent`` (idempotent for the same parent).

@@ -32,8 +32,11 @@ class Router:
         self.scheduler = scheduler
         self.max_depth = max_depth
 
-    def resolve(self, request: protocol_pb2.InvocationRequest) -> Entry:
+    def resolve(self, request: protocol_pb2.InvocationRequest, *, sent: bool = False) -> Entry:
         """Find the target of ``request`` and check the action exists (spawning ``register_ref`` instances).
+
+        ``sent``: the request is one :meth:`submit` sent, so an instance's ``parent`` in it is the registry's and
+        the instance record need not be read again (the worker's case).
 
         Raises:
             ActorNotFound: unknown actor, an unnamed instance never spawned, or an unnamed template itself.
@@ -50,6 +53,8 @@ class Router:
                 if action not in template.actions and action not in RESERVED_GET_ACTIONS:
                     raise ActionNotFound(system, name, action) from None
                 entry = self.registry.spawn(system, name, request.register_ref)
+        elif sent and request.actor.id.parent:
+            entry = self.registry.instance(system, name, request.actor.id.parent)
         else:
             entry = self.registry.lookup(system, name)
         if entry.kind is Kind.UNNAMED and not entry.parent:
@@ -67,8 +72,7 @@ class Router:
         request = message.request
         request.actor.id.system = entry.system
         request.system.name = entry.system
-        if entry.parent and not request.actor.id.parent:
-            request.actor.id.parent = entry.parent
+        request.actor.id.parent = entry.parent  # the worker trusts it (``resolve(sent=True)``)
         at = request.scheduled_to
         if at and at > int(time.time() * 1000):
             request.scheduled_to = 0

@@ -71,7 +71,7 @@ class Runtime:
     def handle(self, message: Message) -> Reply:
         """Run ``message`` and deliver its reply; errors become error replies, never lost messages."""
         try:
-            entry = self.router.resolve(message.request)
+            entry = self.router.resolve(message.request, sent=True)
         except SpawnError as exc:
             reply = Reply.failure(exc)
             self.router.answer(message, reply)

@@ -49,7 +49,11 @@ class Services:
     @cached_property
     def transport(self) -> CeleryTransport:
         """Sends invocation messages and carries replies."""
-        return CeleryTransport(app=self.app, folds_replies=self.settings.backend == self.settings.redis_url)
+        return CeleryTransport(
+            app=self.app,
+            folds_replies=self.settings.backend == self.settings.redis_url,
+            event_flush_s=self.settings.event_flush_ms / 1000.0,
+        )
 
     @cached_property
     def registry(self) -> Registry:

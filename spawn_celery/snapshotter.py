@@ -30,6 +30,23 @@ if redis.call('HGET', KEYS[1], 'r') == ARGV[2] then redis.call('ZREM', KEYS[2], 
 return 0
 """
 
+_CLAIM = """
+local out = {}
+for i = 3, #KEYS do
+  local token = redis.call('INCR', KEYS[1])
+  if redis.call('SET', KEYS[i], token, 'NX', 'PX', ARGV[1]) then
+    out[#out + 1] = token
+    out[#out + 1] = redis.call('ZSCORE', KEYS[2], ARGV[i - 1]) and 1 or 0
+  else
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+  end
+end
+return out
+"""
+"""Lock idle actors like invocations would (a fencing token each); say which of them are dirty. Per lock key in
+KEYS[3..]: the token (0 if an invocation holds the lock) and 1 if dirty."""
+
 _EVICT = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 local score = redis.call('ZSCORE', KEYS[3], ARGV[2])
@@ -77,6 +94,7 @@ class Snapshotter:
         self._retry_ms = retry_ms
         self._observer = observer or Observer()
         self._clean = client.register_script(_CLEAN)
+        self._claim = client.register_script(_CLAIM)
         self._evict = client.register_script(_EVICT)
 
     def flush_due(self, now_ms: int, limit: int = 200) -> int:
@@ -90,9 +108,17 @@ class Snapshotter:
         return sum(self.flush_batch(members[i : i + batch], now_ms) for i in range(0, len(members), batch))
 
     def flush_batch(self, members: list[str], now_ms: int) -> int:
-        """Write several actors' hot state in one transaction (2 Redis round trips for the whole batch)."""
+        """Write several actors' hot state in one transaction; return how many were written."""
+        return len(self._write(members, now_ms))
+
+    def _write(self, members: list[str], now_ms: int) -> set[str]:
+        """Write ``members``' hot state in one statestore transaction (2 Redis round trips for the whole batch).
+
+        Return the members that need no more writing (written, or without hot state). On a database failure their
+        snapshots are due again after the retry delay and none is returned.
+        """
         if not members:
-            return 0
+            return set()
         pipe = self._redis.pipeline(transaction=False)
         for m in members:
             system, name = keys.split_member(m)
@@ -114,7 +140,7 @@ class Snapshotter:
             retry = {keys.member(s.system, s.actor): now_ms + self._retry_ms for s in snapshots}
             if retry:
                 self._redis.zadd(keys.DIRTY, retry, xx=True)
-            return 0
+            return set()
         pipe = self._redis.pipeline(transaction=False)
         for s in snapshots:
             self._clean(
@@ -123,50 +149,39 @@ class Snapshotter:
                 client=pipe,
             )
         pipe.execute()
-        return len(snapshots)
-
-    def flush(self, member: str, now_ms: int) -> bool:
-        """Write one actor's hot state to SQL at its current revision."""
-        system, name = keys.split_member(member)
-        raw, revision, parent = self._redis.hmget(keys.state(system, name), ["s", "r", "p"])
-        if raw is None:
-            self._redis.zrem(keys.DIRTY, member)
-            return False
-        state = actor_pb2.ActorState.FromString(raw if isinstance(raw, bytes) else raw.encode())
-        snapshot = snapshot_of(system, name, _text(parent or b""), state, int(revision or 0))
-        try:
-            self._store.save(snapshot)
-        except StateStoreError as exc:
-            log.warning(
-                "snapshot of %s/%s (revision %s) failed, retrying in %d ms: %s",
-                system,
-                name,
-                snapshot.revision,
-                self._retry_ms,
-                exc,
-            )
-            self._redis.zadd(keys.DIRTY, {member: now_ms + self._retry_ms}, xx=True)
-            return False
-        self._clean(keys=[keys.state(system, name), keys.DIRTY], args=[member, snapshot.revision])
-        return True
+        return {keys.member(s.system, s.actor) for s in snapshots} | set(gone)
 
     def deactivate_idle(self, now_ms: int, limit: int = 200) -> int:
         """Evict actors idle past their deactivate timeout; return how many were evicted."""
         idle = self._redis.zrangebyscore(keys.ACTIVE, "-inf", now_ms, start=0, num=limit)
-        return sum(self.deactivate(_text(m), now_ms) for m in idle)
+        return self.deactivate(sorted({_text(m) for m in idle}), now_ms)
 
-    def deactivate(self, member: str, now_ms: int) -> bool:
-        """Flush and evict one actor if it is still idle and not locked by an invocation."""
-        system, name = keys.split_member(member)
-        token = int(self._redis.incr(keys.FENCE))
-        if not self._redis.set(keys.lock(system, name), token, nx=True, px=self._lease_ms):
-            return False  # an invocation is running: not idle
-        dirty = self._redis.zscore(keys.DIRTY, member) is not None
-        if dirty and not self.flush(member, now_ms):
-            self._redis.delete(keys.lock(system, name))
-            self._redis.zadd(keys.MAILBOXES, {member: 0}, xx=True)  # calls queued meanwhile: re-send them now
-            return False
-        evicted = bool(
+    def deactivate(self, members: list[str], now_ms: int) -> int:
+        """Flush and evict the actors ``members`` that are still idle and not locked by an invocation.
+
+        A batch costs a fixed number of round trips: lock them all (one script), write the dirty ones (one
+        statestore transaction), evict (one pipeline of scripts). Return how many were evicted.
+        """
+        if not members:
+            return 0
+        ids = [keys.split_member(m) for m in members]
+        claimed = self._claim(
+            keys=[keys.FENCE, keys.DIRTY, *(keys.lock(system, name) for system, name in ids)],
+            args=[self._lease_ms, *members],
+        )
+        tokens = {m: int(claimed[2 * i]) for i, m in enumerate(members) if int(claimed[2 * i])}
+        if not tokens:
+            return 0  # every one of them is running an invocation: not idle
+        dirty = [m for i, m in enumerate(members) if int(claimed[2 * i]) and int(claimed[2 * i + 1])]
+        unwritten = set(dirty) - self._write(dirty, now_ms) if dirty else set()
+        pipe = self._redis.pipeline(transaction=False)
+        evicting = []
+        for member, token in tokens.items():
+            system, name = keys.split_member(member)
+            if member in unwritten:  # the database is down: keep it active, try again later
+                pipe.delete(keys.lock(system, name))
+                continue
+            evicting.append((system, name))
             self._evict(
                 keys=[
                     keys.state(system, name),
@@ -178,13 +193,22 @@ class Snapshotter:
                     keys.wake(system, name),
                 ],
                 args=[token, member, now_ms, "1"],
+                client=pipe,
             )
-        )
-        # calls that found the actor locked by this eviction went to its mailbox: re-send them at the next tick
-        self._redis.zadd(keys.MAILBOXES, {member: 0}, xx=True)
-        if evicted:
-            log.debug("deactivated %s/%s", system, name)
-            self._observer.deactivated(system)
+        # calls that found an actor locked by this step went to its mailbox: re-send them at the next tick
+        pipe.zadd(keys.MAILBOXES, dict.fromkeys(tokens, 0), xx=True)
+        results = pipe.execute()
+        evicted = 0
+        outcomes = iter(results[:-1])
+        for member in tokens:
+            outcome = next(outcomes)
+            if member in unwritten:
+                continue
+            if outcome:
+                system, name = keys.split_member(member)
+                log.debug("deactivated %s/%s", system, name)
+                self._observer.deactivated(system)
+                evicted += 1
         return evicted
 
 

@@ -23,6 +23,7 @@ from kombu.transport import redis as kombu_redis
 from spawn_celery import keys
 from spawn_celery.config import Settings
 from spawn_celery.errors import InvocationTimeout, TransportUnavailable
+from spawn_celery.events import SentEvents
 from spawn_celery.message import TASK_NAME, Message, Reply
 
 
@@ -85,7 +86,7 @@ def create_celery(settings: Settings, *, name: str = "spawn_celery") -> Celery:
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         result_expires=3600,
-        worker_send_task_events=True,
+        worker_send_task_events=bool(settings.task_events),
         task_send_sent_event=bool(settings.sent_events),
         broker_transport_options={**transport_options, **restore},
         result_backend_transport_options=transport_options,
@@ -114,14 +115,16 @@ def readable_kwargs(kwargs: dict[str, Any]) -> str:
 class CeleryTransport:
     """Sends invocation messages and carries replies."""
 
-    def __init__(self, *, app: Celery, folds_replies: bool = True) -> None:
+    def __init__(self, *, app: Celery, folds_replies: bool = True, event_flush_s: float = 0.0) -> None:
         """Use the Celery ``app`` (from :func:`create_celery`).
 
         ``folds_replies`` says the result backend is the Redis that holds actor state, so a worker's commit script
-        may push the reply itself.
+        may push the reply itself. With ``event_flush_s``, task-sent events (if the app sends them) are published in
+        batches that often (:class:`~spawn_celery.events.SentEvents`).
         """
         self.app = app
         self.folds_replies = folds_replies
+        self.sent_events = SentEvents(app, event_flush_s) if event_flush_s > 0 else None
 
     @property
     def replies(self) -> redis.Redis:
@@ -144,6 +147,7 @@ class CeleryTransport:
                 shadow=f"{message.system}.{message.actor}.{message.action}",
                 kwargsrepr=readable_kwargs(kwargs),
                 ignore_result=True,  # replies come back on our own list: no result subscription per send
+                event_dispatcher=self.sent_events,  # None: Celery publishes the task-sent event itself
             )
         except OperationalError as exc:
             raise TransportUnavailable(f"broker unreachable: {exc}") from None

@@ -25,6 +25,7 @@ from celery.signals import worker_ready, worker_shutdown
 from spawn_celery import keys, metrics
 from spawn_celery.config import Settings
 from spawn_celery.errors import ConfigError, PayloadDecodeError, TransportUnavailable
+from spawn_celery.events import BatchedEventsConsumer
 from spawn_celery.message import TASK_NAME, Message, Reply
 from spawn_celery.services import Services
 from spawn_celery.spawn import Spawn
@@ -112,6 +113,12 @@ def serve(
     if not all_queues:
         all_queues = ["spawn.idle"]
     app = services.app
+    if logging.getLevelName(loglevel.upper()) == logging.INFO:
+        # Celery logs one "Task ... succeeded" line per task at INFO: one per invocation, a few % of a pool
+        # process's CPU. Failures (ERROR) still show; DEBUG shows them all again.
+        logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
+    BatchedEventsConsumer.flush_s = settings.event_flush_ms / 1000.0
+    app.conf.worker_consumer = f"{BatchedEventsConsumer.__module__}:{BatchedEventsConsumer.__qualname__}"
     observer = metrics.install(settings, queues=all_queues)
     install_task(app, lambda: Services.create(settings, actors=actors).runtime(observer=observer))
     node = hostname or f"spawn-{os.getpid()}@{socket.gethostname()}"
@@ -137,7 +144,7 @@ def serve(
         loglevel,
         "-n",
         node,
-        "-E",
+        *(["-E"] if settings.task_events else []),
         "--without-mingle",
         "--without-gossip",
     ]

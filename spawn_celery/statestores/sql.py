@@ -13,10 +13,12 @@ clear), ``data`` (Cloak ciphertext; LONGBLOB on MySQL), ``inserted_at`` and ``up
 ``VARCHAR(190)`` (MySQL's index limit) and, on MySQL, binary-collated so that names compare as on the others.
 Unlike Spawn we key rows by name, not by an Erlang ``phash2``, so the tables are readable by anyone.
 
-Writes: one transaction per call. ``save`` locks the current row (``SELECT ... FOR UPDATE``; SQLite starts write
-transactions with ``BEGIN IMMEDIATE``, which takes the database's write lock), inserts or updates it unless a
-newer revision is stored, then writes the history row. A concurrent first insert of the same actor, a deadlock or
-a connection dropped mid-way rolls the transaction back and it is tried again (three attempts in all).
+Writes: one transaction per call, a batch of snapshots (``save_many``; ``save`` is a batch of one) in a fixed
+number of statements: the stored revisions of the batch's actors are read and locked (``SELECT ... FOR UPDATE``;
+SQLite starts write transactions with ``BEGIN IMMEDIATE``, which takes the database's write lock), then new and
+changed rows are written with executemany. The current row is inserted or updated unless a newer revision is
+stored; every snapshot goes into the history. A concurrent first insert of the same actor, a deadlock or a
+connection dropped mid-way rolls the transaction back and it is tried again (three attempts in all).
 
 Operations: ``pool_pre_ping`` replaces connections a database restart broke; connections inherited over
 ``fork()`` (Celery prefork) are dropped in the child, never shared; SQLite runs in WAL mode with a busy timeout,
@@ -118,26 +120,24 @@ class SqlStateStore(StateStore):
         self._where = self._engine.url.render_as_string(hide_password=True)
         self._ready = False
         self._ready_lock = threading.Lock()
+        self._load: _Query | None = None
         _ENGINES.add(self._engine)
 
     def save(self, snapshot: Snapshot) -> None:
         """See :meth:`StateStore.save`."""
-        self._run("save", self._writer(snapshot), write=True)
+        self.save_many([snapshot])
 
     def save_many(self, snapshots: Sequence[Snapshot]) -> None:
-        """See :meth:`StateStore.save_many`: one transaction for the whole batch."""
-        writers = [self._writer(snapshot) for snapshot in snapshots]
+        """See :meth:`StateStore.save_many`: one transaction and a handful of statements for the whole batch."""
+        rows = [self._row(snapshot) for snapshot in snapshots]
+        if rows:
+            self._run("save", lambda conn: _write(conn, rows), write=True)
 
-        def write_all(conn: Connection) -> None:
-            for write in writers:
-                write(conn)
-
-        if writers:
-            self._run("save", write_all, write=True)
-
-    def _writer(self, snapshot: Snapshot) -> Callable[[Connection], None]:
-        """The writes that save ``snapshot``, to run inside a write transaction."""
-        values: dict[str, Any] = {
+    def _row(self, snapshot: Snapshot) -> dict[str, Any]:
+        """The column values of ``snapshot`` (data encrypted), without the timestamps."""
+        return {
+            "system": snapshot.system,
+            "actor": snapshot.actor,
             "parent": snapshot.parent,
             "revision": snapshot.revision,
             "status": snapshot.status,
@@ -145,29 +145,26 @@ class SqlStateStore(StateStore):
             "data_type": snapshot.type_url,
             "data": self._cipher.encrypt(snapshot.data),
         }
-        ident = {"system": snapshot.system, "actor": snapshot.actor}
-        current = _match(snapshots, **ident)
-        at_revision = (*_match(history, **ident), history.c.revision == snapshot.revision)
-
-        def write(conn: Connection) -> None:
-            now = datetime.now(UTC).replace(tzinfo=None)
-            stored = conn.scalar(sa.select(snapshots.c.revision).where(*current).with_for_update())
-            newer = stored is None or stored <= snapshot.revision
-            if stored is None:
-                conn.execute(snapshots.insert().values(**ident, **values, inserted_at=now, updated_at=now))
-            elif newer:
-                conn.execute(snapshots.update().where(*current).values(**values, updated_at=now))
-            if conn.execute(sa.select(history.c.revision).where(*at_revision).with_for_update()).first() is None:
-                conn.execute(history.insert().values(**ident, **values, inserted_at=now, updated_at=now))
-            elif newer:
-                conn.execute(history.update().where(*at_revision).values(**values, updated_at=now))
-
-        return write
 
     def load(self, system: str, actor: str) -> Snapshot | None:
-        """See :meth:`StateStore.load`."""
+        """See :meth:`StateStore.load`.
+
+        One statement on a pooled DBAPI connection, no transaction around it (a single SELECT reads a consistent
+        row): activation runs it for every actor it wakes.
+        """
+        if self._load is None:
+            self._create_tables()
+            self._load = _Query(_LOAD, self._engine.dialect)
+        query = self._load
         params = {"system": system, "actor": actor}
-        return self._snapshot(self._run("load", lambda conn: conn.execute(_LOAD, params).first()))
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                return self._snapshot(query.first(self._engine, params))
+            except sa.exc.SQLAlchemyError as exc:
+                if attempt == _ATTEMPTS or not _transient(exc):
+                    raise StateStoreError(f"statestore load failed on {self._where}: {_reason(exc)}") from exc
+                time.sleep(0.005 * attempt)
+        raise AssertionError("unreachable")
 
     def load_revision(self, system: str, actor: str, revision: int) -> Snapshot | None:
         """See :meth:`StateStore.load_revision`."""
@@ -196,7 +193,7 @@ class SqlStateStore(StateStore):
         """See :meth:`StateStore.close`."""
         self._engine.dispose()
 
-    def _snapshot(self, row: Row[Any] | None) -> Snapshot | None:
+    def _snapshot(self, row: Row[Any] | _Row | None) -> Snapshot | None:
         """Decrypt a table row into a snapshot."""
         if row is None:
             return None
@@ -242,10 +239,152 @@ class SqlStateStore(StateStore):
                 self._ready = True
 
 
+_CHUNK = 500
+"""Most actor names in one ``IN`` list."""
+_STORED = sa.select(snapshots.c.system, snapshots.c.actor, snapshots.c.revision).where(
+    snapshots.c.system == sa.bindparam("system"), snapshots.c.actor.in_(sa.bindparam("actors", expanding=True))
+).with_for_update()
+_KEPT = sa.select(history.c.system, history.c.actor, history.c.revision).where(
+    history.c.system == sa.bindparam("system"),
+    history.c.actor.in_(sa.bindparam("actors", expanding=True)),
+    history.c.revision.in_(sa.bindparam("revisions", expanding=True)),
+).with_for_update()
+_UPDATE_CURRENT = snapshots.update().where(
+    snapshots.c.system == sa.bindparam("k_system"), snapshots.c.actor == sa.bindparam("k_actor")
+)
+_UPDATE_HISTORY = history.update().where(
+    history.c.system == sa.bindparam("k_system"),
+    history.c.actor == sa.bindparam("k_actor"),
+    history.c.revision == sa.bindparam("k_revision"),
+)
+_KEYS = ("system", "actor")
+
+
+def _write(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Save ``rows`` (see :meth:`SqlStateStore._row`) in the open write transaction.
+
+    Per actor, the current row takes the batch's highest revision unless a newer one is stored; every row goes
+    into the history, replacing the stored row of the same revision only if it is not older than the current.
+    Reads lock what they read (``FOR UPDATE``), then the writes run as executemany: 2 selects per system and up to
+    4 writes per batch, however many rows.
+    """
+    now = datetime.now(UTC).replace(tzinfo=None)
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["system"], row["actor"])
+        if key not in latest or row["revision"] >= latest[key]["revision"]:
+            latest[key] = row
+    by_system: dict[str, list[str]] = {}
+    for system, actor in latest:
+        by_system.setdefault(system, []).append(actor)
+    revisions = sorted({row["revision"] for row in rows})
+    stored: dict[tuple[str, str], int] = {}
+    kept: set[tuple[str, str, int]] = set()
+    for system, actors in by_system.items():
+        for i in range(0, len(actors), _CHUNK):
+            chunk = actors[i : i + _CHUNK]
+            for sys_, actor, revision in conn.execute(_STORED, {"system": system, "actors": chunk}):
+                stored[(sys_, actor)] = int(revision)
+            wanted = {"system": system, "actors": chunk, "revisions": revisions}
+            kept.update((sys_, actor, int(rev)) for sys_, actor, rev in conn.execute(_KEPT, wanted))
+    final = {key: max(stored.get(key, -1), row["revision"]) for key, row in latest.items()}
+    new_current = [{**row, "inserted_at": now, "updated_at": now} for key, row in latest.items() if key not in stored]
+    changed_current = [
+        {**_changes(row, now), "k_system": key[0], "k_actor": key[1]}
+        for key, row in latest.items()
+        if key in stored and stored[key] <= row["revision"]
+    ]
+    new_history: dict[tuple[str, str, int], dict[str, Any]] = {}
+    changed_history: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for row in rows:
+        ident = (row["system"], row["actor"], row["revision"])
+        if ident not in kept:
+            new_history[ident] = {**row, "inserted_at": now, "updated_at": now}
+        elif row["revision"] >= final[(row["system"], row["actor"])]:
+            changed_history[ident] = {**_changes(row, now), "k_system": ident[0], "k_actor": ident[1],
+                                      "k_revision": ident[2]}
+    writes: tuple[tuple[Any, list[dict[str, Any]]], ...] = (
+        (snapshots.insert(), new_current),
+        (_UPDATE_CURRENT, changed_current),
+        (history.insert(), list(new_history.values())),
+        (_UPDATE_HISTORY, list(changed_history.values())),
+    )
+    for statement, params in writes:
+        if params:
+            conn.execute(statement, params)
+
+
+def _changes(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The columns an update of ``row`` sets."""
+    changes = {k: v for k, v in row.items() if k not in _KEYS}
+    changes["updated_at"] = now
+    return changes
+
+
 _LOAD = sa.select(snapshots).where(
     snapshots.c.system == sa.bindparam("system"), snapshots.c.actor == sa.bindparam("actor")
 )
 """The latest snapshot of one actor, built once (activation runs it for every actor it wakes)."""
+
+
+class _Row(dict[str, Any]):
+    """A result row whose columns read as attributes, like SQLAlchemy's ``Row``."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self[name]
+
+
+class _Query:
+    """A SELECT compiled once for one dialect and run straight on a pooled DBAPI connection.
+
+    It skips what SQLAlchemy's ``Connection`` adds per call (about 200 us of CPU for a point read on SQLite): the
+    connection and transaction objects, events, the compiled-cache lookup. Results still go through the column
+    types' result processors, and driver errors become SQLAlchemy's exceptions (a broken connection is
+    invalidated), so callers handle them as they handle any other statement's.
+    """
+
+    def __init__(self, statement: sa.Select[Any], dialect: sa.Dialect) -> None:
+        """Compile ``statement`` for ``dialect``."""
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.order = compiled.positiontup if compiled.positional else None
+        columns = list(statement.selected_columns)
+        self.names = [column.name for column in columns]
+        self.processors = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+        self.dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
+
+    def first(self, engine: Engine, params: dict[str, Any]) -> _Row | None:
+        """The first row for ``params``, or ``None``."""
+        args: Any = tuple(params[name] for name in self.order) if self.order is not None else params
+        try:
+            raw = engine.raw_connection()
+        except self.dbapi_error as exc:  # cannot connect (the database is down or unreachable)
+            gone = engine.dialect.is_disconnect(exc, None, None)  # type: ignore[arg-type]
+            raise sa.exc.DBAPIError.instance(
+                None, None, exc, self.dbapi_error, connection_invalidated=gone, dialect=engine.dialect
+            ) from exc
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(self.sql, args)
+                found = cursor.fetchone()
+            except self.dbapi_error as exc:
+                gone = engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)  # type: ignore[arg-type]
+                if gone:
+                    raw.invalidate(exc)
+                raise sa.exc.DBAPIError.instance(
+                    self.sql, None, exc, self.dbapi_error, connection_invalidated=gone, dialect=engine.dialect
+                ) from exc
+            finally:
+                cursor.close()
+        finally:
+            raw.close()
+        if found is None:
+            return None
+        return _Row(
+            (name, process(value) if process else value)
+            for name, process, value in zip(self.names, self.processors, found, strict=True)
+        )
 
 
 def _match(table: sa.Table, system: str, actor: str) -> tuple[sa.ColumnElement[bool], ...]:

@@ -229,6 +229,56 @@ def test_save_many_writes_a_batch_in_one_go(backend: Backend, store: StateStore)
     }
 
 
+def test_a_batch_with_several_revisions_of_one_actor_keeps_each_and_the_highest(
+    backend: Backend, store: StateStore
+) -> None:
+    store.save(snap(backend, 4, b"stored 4"))
+    store.save(snap(backend, 2, b"stored 2", actor="ann"))
+    store.save_many(
+        [
+            snap(backend, 6, b"six"),
+            snap(backend, 5, b"five"),
+            snap(backend, 3, b"stale three"),  # older than the stored current: history only
+            snap(backend, 4, b"stale four"),  # an existing revision older than the batch's newest: untouched
+            snap(backend, 2, b"ann again", actor="ann", status="DEACTIVATED"),  # same revision: replaced
+            snap(backend, 1, b"new", actor="bo"),
+        ]
+    )
+
+    assert (backend.current(store).revision, backend.current(store).data) == (6, b"six")
+    assert store.revisions(backend.system, "joe") == [3, 4, 5, 6]
+    assert backend.at(store, 4).data == b"stored 4"
+    assert backend.at(store, 3).data == b"stale three"
+    ann = backend.current(store, "ann")
+    assert (ann.data, ann.status) == (b"ann again", "DEACTIVATED")
+    assert backend.at(store, 2, "ann").data == b"ann again"
+    assert backend.current(store, "bo").data == b"new"
+
+
+def test_concurrent_batches_of_new_actors_from_two_stores_lose_nothing(backend: Backend) -> None:
+    # Two processes write overlapping batches of first snapshots at once: the insert race is retried
+    stores = [backend.open(), backend.open()]
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for start in range(0, 60, 10):
+                batch = [snap(backend, 1 + n, f"{n}".encode(), actor=f"a{i}") for i in range(start, start + 20)]
+                stores[n].save_many(batch)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert {backend.current(stores[0], f"a{i}").revision for i in range(70)} == {2}
+    assert all(stores[1].revisions(backend.system, f"a{i}") == [1, 2] for i in range(70))
+
+
 def test_delete_removes_current_and_history(backend: Backend, store: StateStore) -> None:
     store.save(snap(backend, 1))
     store.save(snap(backend, 2))

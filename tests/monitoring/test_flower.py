@@ -87,3 +87,29 @@ def test_flower_names_a_task_no_worker_took_yet(flower: str, mon_client: Client)
         assert (info["name"], info["state"]) == ("mon.ghost.wait", "PENDING")
     finally:
         mon_client.services.redis.delete("spawn.mon.unconsumed")
+
+
+def test_a_burst_reaches_flower_whole_in_few_event_messages(flower: str, mon_client: Client) -> None:
+    # Given: a subscriber counting the event messages published on the broker (what Flower receives)
+    name = "burst-" + uuid.uuid4().hex[:8]
+    mon_client.spawn("mon", name, "counter")
+    pubsub = mon_client.services.redis.pubsub()  # type: ignore[no-untyped-call]
+    pubsub.psubscribe("*celeryev*")
+    pubsub.get_message(timeout=1)  # the subscription confirmation
+    # When: 200 invocations are sent at once (each makes 4 events: sent, received, started, succeeded)
+    ids = [f"burst-{i}-{uuid.uuid4().hex[:8]}" for i in range(200)]
+    for invocation_id in ids:
+        mon_client.invoke("mon", name, "increment", async_mode=True, invocation_id=invocation_id)
+
+    def succeeded() -> bool:
+        listed = requests.get(f"{flower}/api/tasks", params={"taskname": f"mon.{name}.increment"}, timeout=5).json()
+        return sum(1 for i in ids if listed.get(i, {}).get("state") == "SUCCESS") == len(ids)
+
+    # Then: Flower sees every one of them succeed
+    wait_until(succeeded, timeout=30, what="Flower to see all 200 invocations succeed")
+    messages = 0
+    while pubsub.get_message(timeout=0.5) is not None:
+        messages += 1
+    pubsub.close()
+    # And the 800 events travelled in batches (task-multi), far fewer messages than invocations
+    assert 0 < messages < len(ids) / 2, messages

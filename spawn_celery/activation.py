@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import redis
 
-from spawn_celery import keys
+from spawn_celery import keys, scripts
 
 _BEGIN = """
 local done = redis.call('GET', KEYS[3])
@@ -221,8 +221,10 @@ class Activations:
         left in flight back at the front of the mailbox. With ``instance``, an activation also reads the spawned
         instance's registry record (its pending restore revision) in the same call.
         """
-        result = self._begin(
-            keys=[
+        result = scripts.run(
+            self._redis,
+            self._begin,
+            [
                 keys.state(system, name),
                 keys.lock(system, name),
                 keys.done(system, name, invocation_id),
@@ -232,7 +234,7 @@ class Activations:
                 keys.MAILBOXES,
                 keys.instances(system),
             ],
-            args=[self._lease_ms, mailbox_doc, now_ms, keys.member(system, name), name if instance else ""],
+            [self._lease_ms, mailbox_doc, now_ms, keys.member(system, name), name if instance else ""],
         )
         code = int(result[0])
         if code == 3:
@@ -285,7 +287,7 @@ class Activations:
         if c.answer is not None:
             commit_keys.append(c.answer[0])
         args += [answer[1], answer[2], c.item, self._lease_ms, "1" if c.batch else "0", keys.done(system, name, "")]
-        result = self._commit(keys=commit_keys, args=args)
+        result = scripts.run(self._redis, self._commit, commit_keys, args)
         if result == -1:
             return None
         revision, activated, nxt, record = result  # Lua false arrives as None

@@ -13,11 +13,17 @@ import time
 
 import redis
 
-from spawn_celery import keys
+from spawn_celery import keys, scripts
 from spawn_celery.actor import DEFAULT_CHANNEL_ACTION, Kind
 from spawn_celery.entry import Entry as Entry  # re-exported: callers import it from here
 from spawn_celery.errors import ActorNotFound, DefinitionError, SpawnConflict
 from spawn_celery.proto import actor_pb2
+
+_LOOKUP = """
+return {redis.call('HGET', KEYS[1], ARGV[1]) or false, redis.call('HGET', KEYS[2], ARGV[1]) or false,
+        redis.call('HGET', KEYS[3], ARGV[1]) or false}
+"""
+"""An actor's definition, host and instance record in one call (false keeps the places of missing ones)."""
 
 _CONSUME = """
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
@@ -43,7 +49,9 @@ class Registry:
         # Parsed definitions by their bytes: the instances of one template share one message (memory, parse time).
         self._parsed: dict[bytes, actor_pb2.Actor] = {}
         self._templates: dict[tuple[str, str], tuple[float, bytes, bytes | None]] = {}
+        self._instances: dict[tuple[str, str], tuple[float, Entry]] = {}  # see instance()
         self._consume = client.register_script(_CONSUME)
+        self._lookup = client.register_script(_LOOKUP)
 
     def register(
         self,
@@ -90,6 +98,7 @@ class Registry:
         pipe.execute()
         self._cache.clear()
         self._templates.clear()
+        self._instances.clear()
 
     def lookup(self, system: str, name: str) -> Entry:
         """Resolve an actor instance.
@@ -101,11 +110,9 @@ class Registry:
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.hget(keys.registry(system), name)
-        pipe.hget(keys.hosts(system), name)
-        pipe.hget(keys.instances(system), name)
-        raw, host, inst = pipe.execute()
+        raw, host, inst = scripts.run(
+            self._redis, self._lookup, [keys.registry(system), keys.hosts(system), keys.instances(system)], [name]
+        )
         parent, revision = "", 0
         if raw is None and inst is not None:
             parent_raw, _, rev_raw = inst.decode().partition(keys.SEP)
@@ -130,10 +137,18 @@ class Registry:
         Raises:
             ActorNotFound: the template is not registered.
         """
-        raw, host = self._template_record(system, parent, time.monotonic())
+        now = time.monotonic()
+        cached = self._instances.get((system, name))
+        if cached is not None and cached[0] > now and cached[1].parent == parent:
+            return cached[1]
+        raw, host = self._template_record(system, parent, now)
         if raw is None:
             raise ActorNotFound(system, name)
-        return Entry(system, name, self._definition(raw), (host or b"").decode(), parent, 0)
+        entry = Entry(system, name, self._definition(raw), (host or b"").decode(), parent, 0)
+        if len(self._instances) >= _MAX_CACHED:
+            self._instances.clear()
+        self._instances[(system, name)] = (now + self._ttl, entry)
+        return entry
 
     def _template_record(self, system: str, parent: str, now: float) -> tuple[bytes | None, bytes | None]:
         """The definition bytes and host of ``parent``: many instances, one template, read once per ttl."""

@@ -20,7 +20,7 @@ changed rows are written with executemany. The current row is inserted or update
 stored; every snapshot goes into the history. A concurrent first insert of the same actor, a deadlock or a
 connection dropped mid-way rolls the transaction back and it is tried again (three attempts in all).
 
-Operations: ``pool_pre_ping`` replaces connections a database restart broke; connections inherited over
+Operations: ``pool_pre_ping`` replaces connections a database server's restart broke; connections inherited over
 ``fork()`` (Celery prefork) are dropped in the child, never shared; SQLite runs in WAL mode with a busy timeout,
 so several processes can share one file.
 """
@@ -419,6 +419,7 @@ def _create_engine(url: str, pool_size: int) -> Engine:
     options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": pool_size}
     if backend == "sqlite":
         options["connect_args"] = {"timeout": _SQLITE_BUSY_TIMEOUT_S}
+        options["pool_pre_ping"] = False  # a file has no connection to lose: no ping before every statement
     elif backend in ("postgresql", *_MYSQL):
         options["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT_S}
     if backend in _MYSQL:

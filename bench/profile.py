@@ -1,7 +1,9 @@
-"""Profile the two halves of a sync invocation with pyinstrument: ``python -m bench.profile [worker|client]``.
+"""Profile the parts of an invocation: ``python -m bench.profile [worker|client|housekeeping] [N]``.
 
 ``worker``: the runtime's ``handle`` in this process (no Celery delivery), as a pool process runs it.
 ``client``: ``Client.invoke`` against a real worker subprocess (send, wait, forget).
+``housekeeping``: N first activations in this process, then the snapshot writes and evictions they cause, timed
+per actor (what the housekeeping loop does in a worker's main process).
 """
 
 from __future__ import annotations
@@ -79,6 +81,44 @@ def client_path(calls: int) -> None:
         worker.stop()
 
 
+def housekeeping_path(count: int) -> None:
+    settings = make_settings(Path(tempfile.mkdtemp()), redis_db=6)
+    flush_redis(settings)
+    services = Services.create(settings, actors=dict(actors.system.actors))
+    from spawn_celery.housekeeper import Housekeeper
+    from spawn_celery.worker import register_actors
+
+    register_actors(services, actors.system)
+    runtime = services.runtime()
+    client = Client(services=services)
+    keeper = services.housekeeper()
+    assert isinstance(keeper, Housekeeper)
+    for rnd in range(2):  # the first round warms up (table creation, script loading)
+        names = [f"h{rnd}-{i}" for i in range(count)]
+        pipe = services.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hsetnx(keys.instances("bench"), name, f"counter{keys.SEP}0")
+        pipe.execute()
+        start = time.perf_counter()
+        for name in names:
+            message = Message(new_id(), client.request("bench", name, "incr", Increment(by=1)))
+            runtime.handle(Message.from_kwargs(message.to_kwargs()))  # type: ignore[attr-defined]
+        activate = (time.perf_counter() - start) / count * 1e6
+        later = int(time.time() * 1000) + 10**7  # everything is due
+        start = time.perf_counter()
+        while keeper.snapshotter.flush_due(later):
+            pass
+        flush = (time.perf_counter() - start) / count * 1e6
+        start = time.perf_counter()
+        while keeper.snapshotter.deactivate_idle(later):
+            pass
+        evict = (time.perf_counter() - start) / count * 1e6
+        if rnd:
+            print(f"per actor: first activation {activate:.0f} us, snapshot write {flush:.0f} us, "
+                  f"eviction {evict:.0f} us")
+
+
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "worker"
-    (worker_path if which == "worker" else client_path)(int(sys.argv[2]) if len(sys.argv) > 2 else 2000)
+    paths = {"worker": worker_path, "client": client_path, "housekeeping": housekeeping_path}
+    paths[which](int(sys.argv[2]) if len(sys.argv) > 2 else 2000)

@@ -186,21 +186,25 @@ def settle(b: Bench, timeout: float = 60.0) -> None:
 
 
 def scale(b: Bench, total: int, sample: int) -> dict[str, Any]:
-    """Spawn actors up to ``total``; p50 of one hot actor vs ``sample`` random actors among them (cold, then warm)."""
+    """Spawn actors up to ``total``; p50 of ``sample`` random actors among them (first activation, then warm),
+    each call paired with one to the hot actor ``sync-1``."""
     settle(b)
     extra = max(total - b.spawned, 0)
     start = time.perf_counter()
     pool = names(f"s{uuid.uuid4().hex[:4]}", extra)
     b.spawn(pool)
     spawn_s = time.perf_counter() - start
-    one = stats.latency(timed(b.ours_sync, ["sync-1"] * sample))
     picked = random.sample(pool, min(sample, len(pool)))
-    cold = stats.latency(timed(b.ours_sync, picked))
+    # each sample of the hot actor alternates with one of the N actors (as in ``paired``): both see the same load
+    targets = iter(picked)
+    cold_one, cold = paired(lambda: b.ours_sync("sync-1"), lambda: b.ours_sync(next(targets)), len(picked))
     random.shuffle(picked)
-    warm = stats.latency(timed(b.ours_sync, picked))
+    targets = iter(picked)
+    one, warm = paired(lambda: b.ours_sync("sync-1"), lambda: b.ours_sync(next(targets)), len(picked))
     active = int(b.ours_redis.zcard(keys.ACTIVE))
     return {"actors": b.spawned, "spawn_seconds": spawn_s, "spawned_now": extra, "active_in_redis": active,
-            "one": one, "cold": cold, "warm": warm}
+            "one": stats.latency(one), "cold": stats.latency(cold), "cold_one": stats.latency(cold_one),
+            "warm": stats.latency(warm)}
 
 
 def rss_growth(b: Bench, total: int, chunk: int, actors: int = 100) -> dict[str, Any]:

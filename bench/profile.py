@@ -43,6 +43,7 @@ def worker_path(calls: int) -> None:
         if distinct:
             services.redis.hsetnx(keys.instances("bench"), name, f"counter{keys.SEP}0")
         request = client.request("bench", name, "incr", Increment(by=1))
+        request.actor.id.parent = "counter"  # as Router.submit writes it: the worker reads no instance record
         message = Message(new_id(), request)
         message.reply_to = message.id
         kwargs = message.to_kwargs()

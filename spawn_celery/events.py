@@ -13,6 +13,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from celery import Celery
@@ -29,18 +30,21 @@ class BatchedEventsConsumer(_Consumer):  # type: ignore[misc]
 
     flush_s = 0.1
     """Set from ``SPAWN_EVENT_FLUSH_MS`` by the worker before it starts; 0 keeps Celery's behaviour."""
-    _flush_due = False
+    _flush_at = 0.0  # when the scheduled flush is due; 0 when none is
 
     def on_send_event_buffered(self) -> None:
         """Schedule one flush for everything buffered until then."""
         if not self.hub or self.flush_s <= 0:
             super().on_send_event_buffered()
-        elif not self._flush_due:
-            self._flush_due = True
+            return
+        now = time.monotonic()
+        # one flush at a time; a timer lost with the event loop (a broker reconnection) is replaced after 1 s
+        if not self._flush_at or now > self._flush_at + 1.0:
+            self._flush_at = now + self.flush_s
             self.hub.call_later(self.flush_s, self._flush_buffered)
 
     def _flush_buffered(self) -> None:
-        self._flush_due = False
+        self._flush_at = 0.0
         self._flush_events()
 
     def shutdown(self) -> None:

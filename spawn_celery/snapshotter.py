@@ -47,6 +47,10 @@ return out
 """Lock idle actors like invocations would (a fencing token each); say which of them are dirty. Per lock key in
 KEYS[3..]: the token (0 if an invocation holds the lock) and 1 if dirty."""
 
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+"""
+
 _EVICT = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 local score = redis.call('ZSCORE', KEYS[3], ARGV[2])
@@ -95,6 +99,7 @@ class Snapshotter:
         self._observer = observer or Observer()
         self._clean = client.register_script(_CLEAN)
         self._claim = client.register_script(_CLAIM)
+        self._unlock = client.register_script(_UNLOCK)
         self._evict = client.register_script(_EVICT)
 
     def flush_due(self, now_ms: int, limit: int = 200) -> int:
@@ -173,7 +178,11 @@ class Snapshotter:
         if not tokens:
             return 0  # every one of them is running an invocation: not idle
         dirty = [m for i, m in enumerate(members) if int(claimed[2 * i]) and int(claimed[2 * i + 1])]
-        unwritten = set(dirty) - self._write(dirty, now_ms) if dirty else set()
+        try:
+            unwritten = set(dirty) - self._write(dirty, now_ms) if dirty else set()
+        except BaseException:  # e.g. Redis failed mid-way: unlock at once rather than after the lease
+            self._release(tokens)
+            raise
         pipe = self._redis.pipeline(transaction=False)
         evicting = []
         for member, token in tokens.items():
@@ -210,6 +219,15 @@ class Snapshotter:
                 self._observer.deactivated(system)
                 evicted += 1
         return evicted
+
+    def _release(self, tokens: dict[str, int]) -> None:
+        """Unlock actors this step locked (``member -> token``) and have their queued calls re-sent."""
+        pipe = self._redis.pipeline(transaction=False)
+        for member, token in tokens.items():
+            system, name = keys.split_member(member)
+            self._unlock(keys=[keys.lock(system, name)], args=[token], client=pipe)
+        pipe.zadd(keys.MAILBOXES, dict.fromkeys(tokens, 0), xx=True)
+        pipe.execute()
 
 
 def _text(value: object) -> str:

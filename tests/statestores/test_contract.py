@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -130,6 +130,24 @@ def snap(backend: Backend, revision: int, data: bytes = b"state", actor: str = "
     """A snapshot of ``actor`` in the test's own system."""
     base = Snapshot(backend.system, actor, revision, TYPE_URL, data, {"owner": "tests"})
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def in_threads(work: Callable[[int], None], count: int) -> list[BaseException]:
+    """Run ``work(0..count-1)`` in as many threads at once; return what they raised."""
+    errors: list[BaseException] = []
+
+    def guarded(n: int) -> None:
+        try:
+            work(n)
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
 
 
 def test_save_then_load_returns_the_snapshot(backend: Backend, store: StateStore) -> None:
@@ -258,23 +276,13 @@ def test_a_batch_with_several_revisions_of_one_actor_keeps_each_and_the_highest(
 def test_concurrent_batches_of_new_actors_from_two_stores_lose_nothing(backend: Backend) -> None:
     # Two processes write overlapping batches of first snapshots at once: the insert race is retried
     stores = [backend.open(), backend.open()]
-    errors: list[BaseException] = []
 
     def work(n: int) -> None:
-        try:
-            for start in range(0, 60, 10):
-                batch = [snap(backend, 1 + n, f"{n}".encode(), actor=f"a{i}") for i in range(start, start + 20)]
-                stores[n].save_many(batch)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
+        for start in range(0, 60, 10):
+            batch = [snap(backend, 1 + n, f"{n}".encode(), actor=f"a{i}") for i in range(start, start + 20)]
+            stores[n].save_many(batch)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
+    assert in_threads(work, 2) == []
     assert {backend.current(stores[0], f"a{i}").revision for i in range(70)} == {2}
     assert all(stores[1].revisions(backend.system, f"a{i}") == [1, 2] for i in range(70))
 
@@ -345,22 +353,12 @@ def test_concurrent_saves_from_two_stores_keep_the_highest_revision(backend: Bac
     # Given two stores on one database (two processes) saving revisions 1..24 in random order from 8 threads
     stores, revisions = [backend.open(), backend.open()], list(range(1, 25))
     random.Random(7).shuffle(revisions)
-    errors: list[BaseException] = []
 
     def work(thread: int) -> None:
-        try:
-            for revision in revisions[thread::8]:
-                stores[thread % 2].save(snap(backend, revision, str(revision).encode(), actor="hot"))
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
+        for revision in revisions[thread::8]:
+            stores[thread % 2].save(snap(backend, revision, str(revision).encode(), actor="hot"))
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
+    assert in_threads(work, 8) == []
     assert backend.current(stores[0], "hot").data == b"24"
     assert stores[1].revisions(backend.system, "hot") == list(range(1, 25))
 

@@ -121,11 +121,7 @@ class Registry:
         if raw is None:
             raise ActorNotFound(system, name)
         entry = Entry(system, name, self._definition(raw), (host or b"").decode(), parent, revision)
-        if len(self._cache) >= _MAX_CACHED:  # bounded by active use, not by every actor ever seen
-            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
-            if len(self._cache) >= _MAX_CACHED:
-                self._cache.clear()
-        self._cache[(system, name)] = (now + self._ttl, entry)
+        _remember(self._cache, (system, name), entry, now + self._ttl, now)
         return entry
 
     def instance(self, system: str, name: str, parent: str) -> Entry:
@@ -145,9 +141,7 @@ class Registry:
         if raw is None:
             raise ActorNotFound(system, name)
         entry = Entry(system, name, self._definition(raw), (host or b"").decode(), parent, 0)
-        if len(self._instances) >= _MAX_CACHED:
-            self._instances.clear()
-        self._instances[(system, name)] = (now + self._ttl, entry)
+        _remember(self._instances, (system, name), entry, now + self._ttl, now)
         return entry
 
     def _template_record(self, system: str, parent: str, now: float) -> tuple[bytes | None, bytes | None]:
@@ -291,6 +285,21 @@ def _decode(raw: bytes | str | None) -> Subscriptions:
     if not raw:
         return []
     return [(str(topic), str(action)) for topic, action in json.loads(raw)]
+
+
+def _remember(
+    cache: dict[tuple[str, str], tuple[float, Entry]], key: tuple[str, str], entry: Entry, until: float, now: float
+) -> None:
+    """Cache ``entry`` until ``until``, bounded by active use, not by every actor ever seen.
+
+    A full cache drops its expired entries first, and everything if that is not enough.
+    """
+    if len(cache) >= _MAX_CACHED:
+        for stale in [k for k, v in cache.items() if v[0] <= now]:
+            del cache[stale]
+        if len(cache) >= _MAX_CACHED:
+            cache.clear()
+    cache[key] = (until, entry)
 
 
 def _template(system: str, parent: str, raw: bytes | str | None) -> actor_pb2.Actor:

@@ -184,13 +184,11 @@ class Snapshotter:
             self._release(tokens)
             raise
         pipe = self._redis.pipeline(transaction=False)
-        evicting = []
         for member, token in tokens.items():
             system, name = keys.split_member(member)
             if member in unwritten:  # the database is down: keep it active, try again later
-                pipe.delete(keys.lock(system, name))
+                self._unlock(keys=[keys.lock(system, name)], args=[token], client=pipe)
                 continue
-            evicting.append((system, name))
             self._evict(
                 keys=[
                     keys.state(system, name),

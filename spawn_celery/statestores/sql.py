@@ -155,16 +155,8 @@ class SqlStateStore(StateStore):
         if self._load is None:
             self._create_tables()
             self._load = _Query(_LOAD, self._engine.dialect)
-        query = self._load
-        params = {"system": system, "actor": actor}
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                return self._snapshot(query.first(self._engine, params))
-            except sa.exc.SQLAlchemyError as exc:
-                if attempt == _ATTEMPTS or not _transient(exc):
-                    raise StateStoreError(f"statestore load failed on {self._where}: {_reason(exc)}") from exc
-                time.sleep(0.005 * attempt)
-        raise AssertionError("unreachable")
+        query, params = self._load, {"system": system, "actor": actor}
+        return self._snapshot(self._retrying("load", lambda: query.first(self._engine, params)))
 
     def load_revision(self, system: str, actor: str, revision: int) -> Snapshot | None:
         """See :meth:`StateStore.load_revision`."""
@@ -217,12 +209,23 @@ class SqlStateStore(StateStore):
         """Run ``work`` in one transaction, retrying transient failures; map database errors to StateStoreError."""
         if tables:
             self._create_tables()
+
+        def transaction() -> _T:
+            with self._engine.connect() as conn:
+                conn.execution_options(spawn_write=write)
+                with conn.begin():
+                    return work(conn)
+
+        return self._retrying(what, transaction)
+
+    def _retrying(self, what: str, call: Callable[[], _T]) -> _T:
+        """Call ``call``, again after a transient failure (three attempts in all).
+
+        Other database errors, and the last transient one, become :class:`StateStoreError`.
+        """
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                with self._engine.connect() as conn:
-                    conn.execution_options(spawn_write=write)
-                    with conn.begin():
-                        return work(conn)
+                return call()
             except sa.exc.SQLAlchemyError as exc:
                 if attempt == _ATTEMPTS or not _transient(exc):
                     raise StateStoreError(f"statestore {what} failed on {self._where}: {_reason(exc)}") from exc
@@ -360,9 +363,7 @@ class _Query:
             raw = engine.raw_connection()
         except self.dbapi_error as exc:  # cannot connect (the database is down or unreachable)
             gone = engine.dialect.is_disconnect(exc, None, None)  # type: ignore[arg-type]
-            raise sa.exc.DBAPIError.instance(
-                None, None, exc, self.dbapi_error, connection_invalidated=gone, dialect=engine.dialect
-            ) from exc
+            raise self._error(engine, exc, None, gone) from exc
         try:
             cursor = raw.cursor()
             try:
@@ -372,9 +373,7 @@ class _Query:
                 gone = engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)  # type: ignore[arg-type]
                 if gone:
                     raw.invalidate(exc)
-                raise sa.exc.DBAPIError.instance(
-                    self.sql, None, exc, self.dbapi_error, connection_invalidated=gone, dialect=engine.dialect
-                ) from exc
+                raise self._error(engine, exc, self.sql, gone) from exc
             finally:
                 cursor.close()
         finally:
@@ -384,6 +383,12 @@ class _Query:
         return _Row(
             (name, process(value) if process else value)
             for name, process, value in zip(self.names, self.processors, found, strict=True)
+        )
+
+    def _error(self, engine: Engine, exc: Exception, sql: str | None, gone: bool) -> sa.exc.StatementError:
+        """The SQLAlchemy exception for the driver's ``exc`` (``gone``: the connection is lost)."""
+        return sa.exc.DBAPIError.instance(
+            sql, None, exc, self.dbapi_error, connection_invalidated=gone, dialect=engine.dialect
         )
 
 

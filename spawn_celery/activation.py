@@ -193,6 +193,7 @@ class Activations:
         self._abort = client.register_script(_ABORT)
         self._recover = client.register_script(_RECOVER)
         self._renew = client.register_script(_RENEW)
+        self._runner = scripts.Runner(client)
 
     @property
     def lease_ms(self) -> int:
@@ -221,8 +222,7 @@ class Activations:
         left in flight back at the front of the mailbox. With ``instance``, an activation also reads the spawned
         instance's registry record (its pending restore revision) in the same call.
         """
-        result = scripts.run(
-            self._redis,
+        result = self._runner.run(
             self._begin,
             [
                 keys.state(system, name),
@@ -287,7 +287,7 @@ class Activations:
         if c.answer is not None:
             commit_keys.append(c.answer[0])
         args += [answer[1], answer[2], c.item, self._lease_ms, "1" if c.batch else "0", keys.done(system, name, "")]
-        result = scripts.run(self._redis, self._commit, commit_keys, args)
+        result = self._runner.run(self._commit, commit_keys, args)
         if result == -1:
             return None
         revision, activated, nxt, record = result  # Lua false arrives as None

@@ -2,9 +2,11 @@
 
 :func:`install` is called once by the worker's main process before Celery forks its pool. It
 
-- connects ``task_prerun``/``task_postrun``, which run in every pool process: each invocation is counted and
-  timed by system, actor type, action and status, and pushed on the capped Redis list :data:`keys.RECENT`
-  (the dashboard's "recent invocations", always on; written in batches every 250 ms, see :class:`RecentList`);
+- builds the :class:`Recorder` the ``spawn.invoke`` task calls in every pool process: each invocation is counted
+  and timed by system, actor type, action and status, and pushed on the capped Redis list :data:`keys.RECENT`
+  (the dashboard's "recent invocations", always on; written in batches every 250 ms, see :class:`RecentList`).
+  The task calls it itself rather than through Celery's ``task_prerun``/``task_postrun`` signals, whose
+  dispatch cost a few % of a pool process's CPU per invocation;
 - with ``SPAWN_METRICS_PORT`` set, points prometheus_client at a multiprocess directory (a fresh
   ``worker-<pid>`` folder under ``PROMETHEUS_MULTIPROC_DIR``, else a temporary directory) and serves
   ``GET /metrics`` from the main process on that port once the worker is ready, through a
@@ -31,7 +33,6 @@ import redis
 
 from spawn_celery import keys
 from spawn_celery.config import Settings
-from spawn_celery.message import TASK_NAME
 
 log = logging.getLogger(__name__)
 
@@ -185,24 +186,23 @@ def multiprocess_dir(settings: Settings) -> str:
     return path
 
 
-def install(settings: Settings, *, queues: Iterable[str] = ()) -> Observer:
+def install(settings: Settings, *, queues: Iterable[str] = ()) -> tuple[Observer, Recorder]:
     """Hook metrics into this worker (call in the main process before the pool starts).
 
     Returns:
-        The observer to pass to the runtime and the snapshotter (a no-op one when metrics are off).
+        The observer to pass to the runtime and the snapshotter (a no-op one when metrics are off), and the
+        recorder the invocation task reports each invocation to.
     """
-    from celery.signals import task_postrun, task_prerun, worker_ready, worker_shutdown
+    from celery.signals import worker_ready, worker_shutdown
 
     metrics: WorkerMetrics | None = None
     path = ""
     if settings.metrics_port:
         path = multiprocess_dir(settings)
         metrics = WorkerMetrics()
-    hooks = _TaskHooks(settings.redis_url, metrics)
-    task_prerun.connect(hooks.prerun, weak=False)
-    task_postrun.connect(hooks.postrun, weak=False)
+    recorder = Recorder(settings.redis_url, metrics)
     if metrics is None:
-        return Observer()
+        return Observer(), recorder
     server: list[Any] = []
     watched = list(dict.fromkeys(queues))
 
@@ -222,7 +222,7 @@ def install(settings: Settings, *, queues: Iterable[str] = ()) -> Observer:
 
     worker_ready.connect(on_ready, weak=False)
     worker_shutdown.connect(on_shutdown, weak=False)
-    return metrics
+    return metrics, recorder
 
 
 def serve(port: int, path: str, *, client: redis.Redis, queues: Sequence[str]) -> tuple[Any, Any]:
@@ -291,29 +291,23 @@ class RecentList:
                 log.warning("metrics: writing recent invocations failed: %s", exc)
 
 
-class _TaskHooks:
-    """Celery signal receivers that time invocations inside pool processes."""
+class Recorder:
+    """Counts and times each invocation inside a pool process, and lists it for the dashboard."""
 
     def __init__(self, redis_url: str, metrics: WorkerMetrics | None) -> None:
+        """Write the recent list to ``redis_url``; count into ``metrics`` when Prometheus metrics are on."""
         self._redis_url = redis_url
         self._metrics = metrics
-        self._started: dict[str, float] = {}
         self._client: tuple[int, redis.Redis] | None = None
         self._recent = RecentList(self._redis)
 
-    def prerun(self, task_id: str = "", task: Any = None, **_: Any) -> None:
-        if task is not None and task.name == TASK_NAME:
-            self._started[task_id] = time.perf_counter()
+    def record(self, task: Any, kwargs: dict[str, Any], status: str, seconds: float) -> None:
+        """Record one invocation of ``task`` (its message ``kwargs``) that ended with ``status`` after ``seconds``.
 
-    def postrun(
-        self, task_id: str = "", task: Any = None, kwargs: Any = None, retval: Any = None, state: str = "", **_: Any
-    ) -> None:
-        started = self._started.pop(task_id, None)
-        if started is None or not isinstance(kwargs, dict):
-            return
-        seconds = time.perf_counter() - started
+        ``status`` is the reply's status, ``RETRY`` or ``FAILURE``. Never raises: metrics must not fail an
+        invocation.
+        """
         system, actor, action = (str(kwargs.get(k, "")) for k in ("system", "actor", "action"))
-        status = retval if isinstance(retval, str) else ("RETRY" if state == "RETRY" else "FAILURE")
         try:
             if self._metrics is not None:
                 self._metrics.invocation(system, _actor_type(task, system, actor), action, status, seconds)
@@ -322,14 +316,14 @@ class _TaskHooks:
                 "system": system,
                 "actor": actor,
                 "action": action,
-                "id": str(kwargs.get("id", task_id)),
+                "id": str(kwargs.get("id", "")),
                 "status": status,
                 "ms": round(seconds * 1000, 2),
                 "worker": str(getattr(task.request, "hostname", "") or ""),
             }
             self._recent.add(json.dumps(entry, separators=(",", ":")))
-        except Exception as exc:  # metrics must never fail an invocation
-            log.warning("metrics: recording invocation %s failed: %s", task_id, exc)
+        except Exception as exc:
+            log.warning("metrics: recording invocation %s failed: %s", kwargs.get("id"), exc)
 
     def _redis(self) -> redis.Redis:
         """A client per process (pool processes are forked after install)."""

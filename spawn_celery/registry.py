@@ -52,6 +52,7 @@ class Registry:
         self._instances: dict[tuple[str, str], tuple[float, Entry]] = {}  # see instance()
         self._consume = client.register_script(_CONSUME)
         self._lookup = client.register_script(_LOOKUP)
+        self._runner = scripts.Runner(client)
 
     def register(
         self,
@@ -110,8 +111,8 @@ class Registry:
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        raw, host, inst = scripts.run(
-            self._redis, self._lookup, [keys.registry(system), keys.hosts(system), keys.instances(system)], [name]
+        raw, host, inst = self._runner.run(
+            self._lookup, [keys.registry(system), keys.hosts(system), keys.instances(system)], [name]
         )
         parent, revision = "", 0
         if raw is None and inst is not None:
@@ -149,10 +150,9 @@ class Registry:
         template = self._templates.get((system, parent))
         if template is not None and template[0] > now:
             return template[1], template[2]
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.hget(keys.registry(system), parent)
-        pipe.hget(keys.hosts(system), parent)
-        raw, host = pipe.execute()
+        raw, host, _ = self._runner.run(
+            self._lookup, [keys.registry(system), keys.hosts(system), keys.instances(system)], [parent]
+        )
         if raw is not None:
             self._templates[(system, parent)] = (now + self._ttl, raw, host)
         return raw, host

@@ -14,12 +14,14 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import redis
 from billiard import pool as billiard_pool
 from celery import Celery
+from celery.exceptions import Retry
 from celery.signals import worker_ready, worker_shutdown
 
 from spawn_celery import keys, metrics
@@ -55,12 +57,27 @@ def load_app(spec: str) -> Spawn:
     return target
 
 
-def install_task(app: Celery, runtime_factory: Callable[[], Any]) -> None:
-    """Register the ``spawn.invoke`` task; each worker process builds its runtime on first use (after fork)."""
+def install_task(app: Celery, runtime_factory: Callable[[], Any], recorder: metrics.Recorder | None = None) -> None:
+    """Register the ``spawn.invoke`` task; each worker process builds its runtime on first use (after fork).
+
+    With ``recorder``, every invocation is reported to it with its status and duration.
+    """
     holder: dict[int, Any] = {}
 
     @app.task(name=TASK_NAME, bind=True, acks_late=True, ignore_result=True, max_retries=60)
     def invoke(task: Any, /, **kwargs: Any) -> str:
+        started, status = time.perf_counter(), "FAILURE"
+        try:
+            status = _invoke(task, kwargs)
+            return status
+        except Retry:
+            status = "RETRY"
+            raise
+        finally:
+            if recorder is not None:
+                recorder.record(task, kwargs, status, time.perf_counter() - started)
+
+    def _invoke(task: Any, kwargs: dict[str, Any]) -> str:
         runtime = holder.get(os.getpid())
         if runtime is None:
             runtime = holder[os.getpid()] = runtime_factory()
@@ -119,8 +136,8 @@ def serve(
         logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
     BatchedEventsConsumer.flush_s = settings.event_flush_ms / 1000.0
     app.conf.worker_consumer = f"{BatchedEventsConsumer.__module__}:{BatchedEventsConsumer.__qualname__}"
-    observer = metrics.install(settings, queues=all_queues)
-    install_task(app, lambda: Services.create(settings, actors=actors).runtime(observer=observer))
+    observer, recorder = metrics.install(settings, queues=all_queues)
+    install_task(app, lambda: Services.create(settings, actors=actors).runtime(observer=observer), recorder)
     node = hostname or f"spawn-{os.getpid()}@{socket.gethostname()}"
     keeper: Any = services.housekeeper(observer=observer)
 

@@ -131,9 +131,11 @@ def serve(
         all_queues = ["spawn.idle"]
     app = services.app
     if logging.getLevelName(loglevel.upper()) == logging.INFO:
-        # Celery logs one "Task ... succeeded" line per task at INFO: one per invocation, a few % of a pool
-        # process's CPU. Failures (ERROR) still show; DEBUG shows them all again.
+        # Celery logs two lines per task at INFO, "Task ... received" in the main process and "Task ...
+        # succeeded" in the pool process: one each per invocation, a few % of either process's CPU. Failures
+        # (ERROR) still show; DEBUG shows them all again; Flower and the dashboard list every invocation.
         logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
+        logging.getLogger("celery.worker.strategy").setLevel(logging.WARNING)
     BatchedEventsConsumer.flush_s = settings.event_flush_ms / 1000.0
     app.conf.worker_consumer = f"{BatchedEventsConsumer.__module__}:{BatchedEventsConsumer.__qualname__}"
     observer, recorder = metrics.install(settings, queues=all_queues)

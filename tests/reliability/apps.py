@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -33,7 +34,12 @@ def checkpointed(request: Increment | None, ctx: Context) -> Value:
 
 @counter.action("slow")
 def slow(request: Any, ctx: Context) -> Value:
-    """Sleep ``request["s"]`` seconds, then add 1 (outlives a short lock lease)."""
+    """Sleep ``request["s"]`` seconds, then add 1 (outlives a short lock lease).
+
+    Logs ``slow action of <actor> started`` first: tests read it to know which node runs the action.
+    """
+    name = ctx.self_id.name if ctx.self_id is not None else ""
+    logging.getLogger("reltests").warning("slow action of %s started", name)
     time.sleep(float((request or {}).get("s", 1)))
     return _add(ctx, 1)
 

@@ -79,7 +79,7 @@ def test_calls_queued_behind_a_killed_holder_are_recovered_and_applied_once(
         client.invoke(SYSTEM, name, "increment", invocation_id=f"q-{i}", async_mode=True)
     wait_for(lambda: r.llen(keys.mailbox(SYSTEM, name)) == QUEUED, 10, "5 calls in the mailbox")
     # When the holder is SIGKILLed in the middle of its action (nothing flushed, nothing acknowledged)
-    holder, survivor = (a, b) if "slow[slow-1] received" in a.log() else (b, a)
+    holder, survivor = (a, b) if f"slow action of {name} started" in a.log() else (b, a)
     holder.kill()
     # Then once its lease runs out, the survivor's housekeeper re-sends the queued calls and they run;
     # the killed slow call is redelivered after the visibility timeout and runs once too

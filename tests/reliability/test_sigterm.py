@@ -42,7 +42,7 @@ def test_sigterm_under_load_finishes_in_flight_work_flushes_dirty_state_and_lose
 
     caller = threading.Thread(target=call_slow, daemon=True)
     caller.start()
-    marker = f"{slow_actor}.slow[slow-1] received"
+    marker = f"slow action of {slow_actor} started"
     first = wait_for(lambda: next((n for n in (a, b) if marker in n.log()), None), 10, "the slow call to start")
     # And that node gets SIGTERM: it exits cleanly only after the slow invocation finished and answered
     assert first.terminate(timeout=20) == 0

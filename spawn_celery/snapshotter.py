@@ -25,10 +25,27 @@ from spawn_celery.statestores.base import Snapshot, StateStore
 
 log = logging.getLogger(__name__)
 
-_CLEAN = """
-if redis.call('HGET', KEYS[1], 'r') == ARGV[2] then redis.call('ZREM', KEYS[2], ARGV[1]) return 1 end
-return 0
+_READ = """
+local out = {}
+for i = 1, #KEYS do
+  local s = redis.call('HMGET', KEYS[i], 's', 'r', 'p')
+  out[#out + 1] = s[1] or false
+  out[#out + 1] = s[2] or false
+  out[#out + 1] = s[3] or false
+end
+return out
 """
+"""The hot state, revision and parent of each state hash in KEYS (false where an actor has no hot state)."""
+
+_CLEAN = """
+local n = #KEYS - 1
+for i = 1, n do
+  if redis.call('HGET', KEYS[i + 1], 'r') == ARGV[n + i] then redis.call('ZREM', KEYS[1], ARGV[i]) end
+end
+return n
+"""
+"""Clear the dirty flag (KEYS[1]) of each written actor whose hot revision is still the one written: per actor,
+its state hash in KEYS[2..], its member in ARGV[1..n] and the written revision in ARGV[n+1..2n]."""
 
 _CLAIM = """
 local out = {}
@@ -47,36 +64,44 @@ return out
 """Lock idle actors like invocations would (a fencing token each); say which of them are dirty. Per lock key in
 KEYS[3..]: the token (0 if an invocation holds the lock) and 1 if dirty."""
 
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-"""
-
 _EVICT = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-local score = redis.call('ZSCORE', KEYS[3], ARGV[2])
-if score and tonumber(score) > tonumber(ARGV[3]) then
-  redis.call('DEL', KEYS[2])
-  return 0
-end
-if redis.call('ZSCORE', KEYS[4], ARGV[2]) and ARGV[4] == '1' then
-  redis.call('DEL', KEYS[2])
-  return 0
-end
-local timers = redis.call('HGET', KEYS[1], 'tm')
-if timers and timers ~= '' then
-  for m in string.gmatch(timers, '[^\\n]+') do
-    redis.call('ZREM', KEYS[5], m)
-    redis.call('HDEL', KEYS[6], m)
+local now = tonumber(ARGV[1])
+local out = {}
+for i = 1, (#KEYS - 5) / 3 do
+  local state, lock, wake = KEYS[3 * i + 3], KEYS[3 * i + 4], KEYS[3 * i + 5]
+  local token, member, keep = ARGV[3 * i - 1], ARGV[3 * i], ARGV[3 * i + 1]
+  out[i] = 0
+  if redis.call('GET', lock) == token then
+    local score = redis.call('ZSCORE', KEYS[1], member)
+    if keep == '1' or (score and tonumber(score) > now) or redis.call('ZSCORE', KEYS[2], member) then
+      redis.call('DEL', lock)
+    else
+      local timers = redis.call('HGET', state, 'tm')
+      if timers and timers ~= '' then
+        for m in string.gmatch(timers, '[^\\n]+') do
+          redis.call('ZREM', KEYS[3], m)
+          redis.call('HDEL', KEYS[4], m)
+        end
+      end
+      redis.call('DEL', state)
+      redis.call('ZREM', KEYS[1], member)
+      redis.call('ZREM', KEYS[2], member)
+      redis.call('DEL', lock)
+      redis.call('LPUSH', wake, '1')
+      redis.call('PEXPIRE', wake, 100)
+      out[i] = 1
+    end
   end
+  redis.call('ZADD', KEYS[5], 'XX', 0, member)
 end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[3], ARGV[2])
-redis.call('ZREM', KEYS[4], ARGV[2])
-redis.call('DEL', KEYS[2])
-redis.call('LPUSH', KEYS[7], '1')
-redis.call('PEXPIRE', KEYS[7], 100)
-return 1
+return out
 """
+"""Evict the actors this step locked, in one call. KEYS: ACTIVE, DIRTY, TIMERS, TIMER_PERIODS, MAILBOXES, then per
+actor its state, lock and wake keys; ARGV: now, then per actor its token, member and keep flag. Per actor, only
+while the lock still holds its token: an actor touched since it was found idle (ACTIVE score in the future), dirty
+again, or to be kept (``keep`` = '1': its snapshot failed) is only unlocked; any other is evicted with its timers.
+Calls that found it locked meanwhile went to its mailbox: it is marked for re-sending at the next tick. Returns
+1 per evicted actor, else 0."""
 
 
 class Snapshotter:
@@ -97,9 +122,9 @@ class Snapshotter:
         self._lease_ms = lease_ms
         self._retry_ms = retry_ms
         self._observer = observer or Observer()
+        self._read = client.register_script(_READ)
         self._clean = client.register_script(_CLEAN)
         self._claim = client.register_script(_CLAIM)
-        self._unlock = client.register_script(_UNLOCK)
         self._evict = client.register_script(_EVICT)
 
     def flush_due(self, now_ms: int, limit: int = 200) -> int:
@@ -117,20 +142,18 @@ class Snapshotter:
         return len(self._write(members, now_ms))
 
     def _write(self, members: list[str], now_ms: int) -> set[str]:
-        """Write ``members``' hot state in one statestore transaction (2 Redis round trips for the whole batch).
+        """Write ``members``' hot state in one statestore transaction (2 Redis calls for the whole batch).
 
         Return the members that need no more writing (written, or without hot state). On a database failure their
         snapshots are due again after the retry delay and none is returned.
         """
         if not members:
             return set()
-        pipe = self._redis.pipeline(transaction=False)
-        for m in members:
-            system, name = keys.split_member(m)
-            pipe.hmget(keys.state(system, name), ["s", "r", "p"])
+        ids = [keys.split_member(m) for m in members]
+        found = self._read(keys=[keys.state(system, name) for system, name in ids])
         snapshots, gone = [], []
-        for m, (raw, revision, parent) in zip(members, pipe.execute(), strict=True):
-            system, name = keys.split_member(m)
+        for i, (m, (system, name)) in enumerate(zip(members, ids, strict=True)):
+            raw, revision, parent = found[3 * i : 3 * i + 3]
             if raw is None:
                 gone.append(m)
                 continue
@@ -146,14 +169,12 @@ class Snapshotter:
             if retry:
                 self._redis.zadd(keys.DIRTY, retry, xx=True)
             return set()
-        pipe = self._redis.pipeline(transaction=False)
-        for s in snapshots:
+        if snapshots:
+            written = [keys.member(s.system, s.actor) for s in snapshots]
             self._clean(
-                keys=[keys.state(s.system, s.actor), keys.DIRTY],
-                args=[keys.member(s.system, s.actor), s.revision],
-                client=pipe,
+                keys=[keys.DIRTY, *(keys.state(s.system, s.actor) for s in snapshots)],
+                args=[*written, *(s.revision for s in snapshots)],
             )
-        pipe.execute()
         return {keys.member(s.system, s.actor) for s in snapshots} | set(gone)
 
     def deactivate_idle(self, now_ms: int, limit: int = 200) -> int:
@@ -165,7 +186,7 @@ class Snapshotter:
         """Flush and evict the actors ``members`` that are still idle and not locked by an invocation.
 
         A batch costs a fixed number of round trips: lock them all (one script), write the dirty ones (one
-        statestore transaction), evict (one pipeline of scripts). Return how many were evicted.
+        statestore transaction), evict (one script). Return how many were evicted.
         """
         if not members:
             return 0
@@ -183,35 +204,22 @@ class Snapshotter:
         except BaseException:  # e.g. Redis failed mid-way: unlock at once rather than after the lease
             self._release(tokens)
             raise
-        pipe = self._redis.pipeline(transaction=False)
+        return self._evicted(tokens, unwritten, now_ms)
+
+    def _evicted(self, tokens: dict[str, int], keep: set[str], now_ms: int) -> int:
+        """Evict the locked actors ``tokens`` (``member -> token``) in one call; return how many were evicted.
+
+        Those in ``keep`` are only unlocked (their snapshot failed: they stay active).
+        """
+        script_keys = [keys.ACTIVE, keys.DIRTY, keys.TIMERS, keys.TIMER_PERIODS, keys.MAILBOXES]
+        args: list[str | int] = [now_ms]
         for member, token in tokens.items():
             system, name = keys.split_member(member)
-            if member in unwritten:  # the database is down: keep it active, try again later
-                self._unlock(keys=[keys.lock(system, name)], args=[token], client=pipe)
-                continue
-            self._evict(
-                keys=[
-                    keys.state(system, name),
-                    keys.lock(system, name),
-                    keys.ACTIVE,
-                    keys.DIRTY,
-                    keys.TIMERS,
-                    keys.TIMER_PERIODS,
-                    keys.wake(system, name),
-                ],
-                args=[token, member, now_ms, "1"],
-                client=pipe,
-            )
-        # calls that found an actor locked by this step went to its mailbox: re-send them at the next tick
-        pipe.zadd(keys.MAILBOXES, dict.fromkeys(tokens, 0), xx=True)
-        results = pipe.execute()
+            script_keys += [keys.state(system, name), keys.lock(system, name), keys.wake(system, name)]
+            args += [token, member, "1" if member in keep else "0"]
         evicted = 0
-        outcomes = iter(results[:-1])
-        for member in tokens:
-            outcome = next(outcomes)
-            if member in unwritten:
-                continue
-            if outcome:
+        for member, outcome in zip(tokens, self._evict(keys=script_keys, args=args), strict=True):
+            if int(outcome):
                 system, name = keys.split_member(member)
                 log.debug("deactivated %s/%s", system, name)
                 self._observer.deactivated(system)
@@ -220,12 +228,7 @@ class Snapshotter:
 
     def _release(self, tokens: dict[str, int]) -> None:
         """Unlock actors this step locked (``member -> token``) and have their queued calls re-sent."""
-        pipe = self._redis.pipeline(transaction=False)
-        for member, token in tokens.items():
-            system, name = keys.split_member(member)
-            self._unlock(keys=[keys.lock(system, name)], args=[token], client=pipe)
-        pipe.zadd(keys.MAILBOXES, dict.fromkeys(tokens, 0), xx=True)
-        pipe.execute()
+        self._evicted(tokens, set(tokens), 0)
 
 
 def _text(value: object) -> str:

@@ -23,6 +23,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
     redis.call('ZADD', KEYS[7], 'NX', ARGV[3], ARGV[4])
     return {3}
   end
+  redis.call('SET', KEYS[9], '1', 'PX', ARGV[1])
   return {1, redis.call('PTTL', KEYS[2])}
 end
 local token = redis.call('INCR', KEYS[4])
@@ -37,26 +38,28 @@ return {0, token, s[1], s[2], inst}
 _COMMIT = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
 local now = tonumber(ARGV[4])
-local fresh = redis.call('EXISTS', KEYS[1]) == 0
+local stored = redis.call('HGET', KEYS[1], 'r')
+local fresh = not stored
 local rev = tonumber(ARGV[12])
-if not fresh then rev = tonumber(redis.call('HGET', KEYS[1], 'r') or '0') end
-if ARGV[3] == '1' then rev = rev + 1 end
+if not fresh then rev = tonumber(stored) end
+local fields = {'u', now, 'dt', ARGV[5], 'st', ARGV[6], 'p', ARGV[10], 'tm', ARGV[11]}
+if ARGV[3] == '1' then
+  rev = rev + 1
+  if ARGV[13] == '1' then redis.call('ZADD', KEYS[5], 'NX', now + tonumber(ARGV[6]), ARGV[9]) end
+end
 if fresh or ARGV[3] == '1' then
-  redis.call('HSET', KEYS[1], 's', ARGV[2], 'r', rev, 'f', ARGV[1])
+  fields[11], fields[12], fields[13], fields[14], fields[15], fields[16] = 's', ARGV[2], 'r', rev, 'f', ARGV[1]
 end
-if ARGV[3] == '1' and ARGV[13] == '1' then
-  redis.call('ZADD', KEYS[5], 'NX', now + tonumber(ARGV[6]), ARGV[9])
-end
-redis.call('HSET', KEYS[1], 'u', now, 'dt', ARGV[5], 'st', ARGV[6], 'p', ARGV[10], 'tm', ARGV[11])
+redis.call('HSET', KEYS[1], unpack(fields))
 if ARGV[14] == '0' then
   redis.call('ZADD', KEYS[4], 'NX', now + tonumber(ARGV[5]), ARGV[9])
 else
   redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[9])
 end
 if ARGV[7] ~= '' then redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[8]) end
-if #KEYS >= 10 then
-  redis.call('RPUSH', KEYS[10], ARGV[15])
-  if ARGV[16] ~= '0' then redis.call('EXPIRE', KEYS[10], ARGV[16]) end
+if #KEYS >= 11 then
+  redis.call('RPUSH', KEYS[11], ARGV[15])
+  if ARGV[16] ~= '0' then redis.call('EXPIRE', KEYS[11], ARGV[16]) end
 end
 if ARGV[17] ~= '' then redis.call('LREM', KEYS[8], 1, ARGV[17]) end
 local nxt = false
@@ -71,16 +74,23 @@ if nxt then
   end
 else
   redis.call('DEL', KEYS[2])
-  redis.call('LPUSH', KEYS[6], '1')
-  redis.call('LTRIM', KEYS[6], 0, 0)
-  redis.call('PEXPIRE', KEYS[6], 2000)
-  if redis.call('LLEN', KEYS[8]) == 0 and redis.call('LLEN', KEYS[7]) == 0 then redis.call('ZREM', KEYS[9], ARGV[9])
-  else redis.call('ZADD', KEYS[9], 'XX', 0, ARGV[9]) end
+  if redis.call('DEL', KEYS[10]) == 1 then
+    redis.call('LPUSH', KEYS[6], '1')
+    redis.call('LTRIM', KEYS[6], 0, 0)
+    redis.call('PEXPIRE', KEYS[6], 2000)
+  end
+  if redis.call('LLEN', KEYS[8]) == 0 and (ARGV[19] == '1' or redis.call('LLEN', KEYS[7]) == 0) then
+    redis.call('ZREM', KEYS[9], ARGV[9])
+  else
+    redis.call('ZADD', KEYS[9], 'XX', 0, ARGV[9])
+  end
 end
 local f = 0
 if fresh then f = 1 end
 return {rev, f, nxt, rec}
 """
+"""The unlock wakes a process waiting for the lock only if one said it waits (KEYS[10], set by ``_BEGIN``); with
+the mailbox on, nobody does but timer fires. A mailbox the LPOP found empty needs no LLEN."""
 
 _RECOVER = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -233,6 +243,7 @@ class Activations:
                 keys.inflight(system, name),
                 keys.MAILBOXES,
                 keys.instances(system),
+                keys.waiting(system, name),
             ],
             [self._lease_ms, mailbox_doc, now_ms, keys.member(system, name), name if instance else ""],
         )
@@ -266,6 +277,7 @@ class Activations:
             keys.mailbox(system, name),
             keys.inflight(system, name),
             keys.MAILBOXES,
+            keys.waiting(system, name),
         ]
         args: list[str | bytes | int] = [
             token,

@@ -59,6 +59,11 @@ MAILBOXES = PREFIX + "mboxes"
 """Sorted set of actors with queued mailbox items, scored by when the first was queued (for recovery)."""
 
 
+def waiting(system: str, name: str) -> str:
+    """Set while a process waits for the actor's lock (lifetime: one lease); the unlock then pushes on its wake list."""
+    return f"{PREFIX}wt:{system}:{name}"
+
+
 def mailbox(system: str, name: str) -> str:
     """List of invocations queued for a busy actor (scheduled-invocation documents), run by the lock holder."""
     return f"{PREFIX}mb:{system}:{name}"

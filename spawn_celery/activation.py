@@ -23,7 +23,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
     redis.call('ZADD', KEYS[7], 'NX', ARGV[3], ARGV[4])
     return {3}
   end
-  redis.call('SET', KEYS[9], '1', 'PX', ARGV[1])
+  redis.call('SET', KEYS[9], '1', 'PX', 1000)
   return {1, redis.call('PTTL', KEYS[2])}
 end
 local token = redis.call('INCR', KEYS[4])

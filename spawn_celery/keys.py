@@ -60,7 +60,10 @@ MAILBOXES = PREFIX + "mboxes"
 
 
 def waiting(system: str, name: str) -> str:
-    """Set while a process waits for the actor's lock (lifetime: one lease); the unlock then pushes on its wake list."""
+    """Set while a process waits for the actor's lock; the unlock then pushes on its wake list.
+
+    It lives 1 s: a waiter tries the lock again every 250 ms at most, setting it again each time.
+    """
     return f"{PREFIX}wt:{system}:{name}"
 
 

@@ -37,6 +37,15 @@ return {0, token, s[1], s[2], inst}
 
 _COMMIT = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+if ARGV[7] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('DEL', KEYS[2])
+  while redis.call('RPOPLPUSH', KEYS[8], KEYS[7]) do end
+  redis.call('ZADD', KEYS[9], 'XX', 0, ARGV[9])
+  redis.call('LPUSH', KEYS[6], '1')
+  redis.call('LTRIM', KEYS[6], 0, 0)
+  redis.call('PEXPIRE', KEYS[6], 2000)
+  return {tonumber(redis.call('HGET', KEYS[1], 'r') or '0'), 0, false, false}
+end
 local now = tonumber(ARGV[4])
 local stored = redis.call('HGET', KEYS[1], 'r')
 local fresh = not stored
@@ -90,7 +99,12 @@ if fresh then f = 1 end
 return {rev, f, nxt, rec}
 """
 """The unlock wakes a process waiting for the lock only if one said it waits (KEYS[10], set by ``_BEGIN``); with
-the mailbox on, nobody does but timer fires. A mailbox the LPOP found empty needs no LLEN."""
+the mailbox on, nobody does but timer fires. A mailbox the LPOP found empty needs no LLEN.
+
+Run twice for one invocation (a retried call whose first reply was lost: the invocation's record exists and the
+lock is still ours, kept for the next mailbox item), it writes nothing more: it ends the turn instead, puts the
+item the first run took back at the front of the mailbox, marks the mailbox for re-sending at the housekeeper's
+next tick and unlocks, and returns the stored revision."""
 
 _RECOVER = """
 if redis.call('EXISTS', KEYS[1]) == 1 then

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from dataclasses import replace
 
 import redis
 
@@ -50,3 +51,33 @@ def test_a_waiter_is_woken_by_the_unlock_and_only_a_waiter_gets_a_wake() -> None
     client.delete(*client.keys(f"sp:*:{system}:{name}*"))
     client.zrem(keys.ACTIVE, keys.member(system, name))
     client.zrem(keys.DIRTY, keys.member(system, name))
+
+
+def test_a_commit_run_twice_writes_once_and_hands_the_taken_item_back() -> None:
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/12")
+    acts = Activations(client=client, lease_ms=30_000, dedupe_ttl_s=60)
+    system, name = "acttests", f"c-{uuid.uuid4().hex[:8]}"
+    # Given a holder at revision 1 and two calls queued in the actor's mailbox
+    first = acts.begin(system, name, "c-1")
+    assert acts.commit(system, name, "c-1", first.token, int(time.time() * 1000), _commit(b"one"))
+    held = acts.begin(system, name, "c-2")
+    for i in (3, 4):
+        assert acts.begin(system, name, f"c-{i}", f'{{"q":"q","k":{{"id":"c-{i}"}}}}', 1).queued
+    # When its commit runs, takes the next item, and runs again (its first reply lost: a retried call)
+    commit = replace(_commit(b"two"), base_revision=1, reply=b"{}", batch=True)
+    once = acts.commit(system, name, "c-2", held.token, int(time.time() * 1000), commit)
+    assert once is not None and once.revision == 2 and once.next_item is not None and "c-3" in once.next_item
+    again = acts.commit(system, name, "c-2", held.token, int(time.time() * 1000), commit)
+    # Then the second run wrote nothing: same revision and state; it ended the turn instead
+    assert again is not None and again.revision == 2 and again.next_item is None
+    assert client.hget(keys.state(system, name), "r") == b"2" and client.hget(keys.state(system, name), "s") == b"two"
+    assert not client.exists(keys.lock(system, name))
+    # And both queued calls wait in the mailbox in their order, marked for re-sending
+    assert client.lrange(
+        keys.mailbox(system, name), 0, -1
+    ) == [b'{"q":"q","k":{"id":"c-3"}}', b'{"q":"q","k":{"id":"c-4"}}']
+    assert client.llen(keys.inflight(system, name)) == 0
+    assert client.zscore(keys.MAILBOXES, keys.member(system, name)) == 0
+    client.delete(*client.keys(f"sp:*:{system}:{name}*"))
+    for family in (keys.ACTIVE, keys.DIRTY, keys.MAILBOXES):
+        client.zrem(family, keys.member(system, name))

@@ -37,13 +37,18 @@ return {0, token, s[1], s[2], inst}
 
 _COMMIT = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
-if ARGV[7] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
+local function unlock()
   redis.call('DEL', KEYS[2])
+  if redis.call('DEL', KEYS[10]) == 1 then
+    redis.call('LPUSH', KEYS[6], '1')
+    redis.call('LTRIM', KEYS[6], 0, 0)
+    redis.call('PEXPIRE', KEYS[6], 2000)
+  end
+end
+if ARGV[7] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
+  unlock()
   while redis.call('RPOPLPUSH', KEYS[8], KEYS[7]) do end
   redis.call('ZADD', KEYS[9], 'XX', 0, ARGV[9])
-  redis.call('LPUSH', KEYS[6], '1')
-  redis.call('LTRIM', KEYS[6], 0, 0)
-  redis.call('PEXPIRE', KEYS[6], 2000)
   return {tonumber(redis.call('HGET', KEYS[1], 'r') or '0'), 0, false, false}
 end
 local now = tonumber(ARGV[4])
@@ -82,12 +87,7 @@ if nxt then
     rec = redis.call('GET', ARGV[20] .. tostring(doc['k']['id']))
   end
 else
-  redis.call('DEL', KEYS[2])
-  if redis.call('DEL', KEYS[10]) == 1 then
-    redis.call('LPUSH', KEYS[6], '1')
-    redis.call('LTRIM', KEYS[6], 0, 0)
-    redis.call('PEXPIRE', KEYS[6], 2000)
-  end
+  unlock()
   if redis.call('LLEN', KEYS[8]) == 0 and (ARGV[19] == '1' or redis.call('LLEN', KEYS[7]) == 0) then
     redis.call('ZREM', KEYS[9], ARGV[9])
   else

@@ -111,9 +111,7 @@ class Registry:
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        raw, host, inst = self._runner.run(
-            self._lookup, [keys.registry(system), keys.hosts(system), keys.instances(system)], [name]
-        )
+        raw, host, inst = self._records(system, name)
         parent, revision = "", 0
         if raw is None and inst is not None:
             parent_raw, _, rev_raw = inst.decode().partition(keys.SEP)
@@ -150,12 +148,17 @@ class Registry:
         template = self._templates.get((system, parent))
         if template is not None and template[0] > now:
             return template[1], template[2]
-        raw, host, _ = self._runner.run(
-            self._lookup, [keys.registry(system), keys.hosts(system), keys.instances(system)], [parent]
-        )
+        raw, host, _ = self._records(system, parent)
         if raw is not None:
             self._templates[(system, parent)] = (now + self._ttl, raw, host)
         return raw, host
+
+    def _records(self, system: str, name: str) -> tuple[bytes | None, bytes | None, bytes | None]:
+        """The registry's definition, host and instance record of ``name`` (``None`` where missing), in one call."""
+        raw, host, inst = self._runner.run(
+            self._lookup, [keys.registry(system), keys.hosts(system), keys.instances(system)], [name]
+        )
+        return raw, host, inst
 
     def _definition(self, raw: bytes) -> actor_pb2.Actor:
         """The parsed ``Actor`` message of ``raw`` (shared by every entry with the same bytes)."""

@@ -10,12 +10,13 @@ faults is redis-py's.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import redis
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
+
+from spawn_celery.spares import Spares
 
 
 class Runner:
@@ -24,8 +25,7 @@ class Runner:
     def __init__(self, client: redis.Redis) -> None:
         """Use the connection settings of ``client``; fall back to ``client`` itself on connection errors."""
         self.client = client
-        self._free: list[Any] = []  # idle connections; list.pop/append are atomic under the GIL
-        self._pid = os.getpid()
+        self._spares: Spares[Any] = Spares()
 
     def run(self, script: Script, script_keys: list[str], args: list[Any]) -> Any:
         """Run ``script`` with one ``EVALSHA``, loading it first if Redis lost it (a restart)."""
@@ -36,18 +36,15 @@ class Runner:
 
     def call(self, *command: Any) -> Any:
         """Send one command and return its reply; Redis errors are raised as redis-py raises them."""
-        if self._pid != os.getpid():  # a forked child must not share its parent's sockets
-            self._free, self._pid = [], os.getpid()
-        try:
-            conn = self._free.pop()
-        except IndexError:
+        conn = self._spares.take()
+        if conn is None:
             pool = self.client.connection_pool
             conn = pool.connection_class(**pool.connection_kwargs)
         try:
             conn.send_command(*command)
             reply = conn.read_response()
         except redis.ResponseError:
-            self._free.append(conn)  # an error reply leaves the connection in a clean state
+            self._spares.give(conn)  # an error reply leaves the connection in a clean state
             raise
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             conn.disconnect()
@@ -55,5 +52,5 @@ class Runner:
         except BaseException:
             conn.disconnect()  # interrupted mid-reply: the connection's state is unknown
             raise
-        self._free.append(conn)
+        self._spares.give(conn)
         return reply

@@ -151,7 +151,7 @@ class Snapshotter:
             return set()
         ids = [keys.split_member(m) for m in members]
         found = self._read(keys=[keys.state(system, name) for system, name in ids])
-        snapshots, gone = [], []
+        snapshots, written, gone = [], [], []  # written[i] is the member of snapshots[i]
         for i, (m, (system, name)) in enumerate(zip(members, ids, strict=True)):
             raw, revision, parent = found[3 * i : 3 * i + 3]
             if raw is None:
@@ -159,23 +159,22 @@ class Snapshotter:
                 continue
             state = actor_pb2.ActorState.FromString(raw if isinstance(raw, bytes) else raw.encode())
             snapshots.append(snapshot_of(system, name, _text(parent or b""), state, int(revision or 0)))
+            written.append(m)
         if gone:
             self._redis.zrem(keys.DIRTY, *gone)
         try:
             self._store.save_many(snapshots)
         except StateStoreError as exc:
             log.warning("snapshot of %d actors failed, retrying in %d ms: %s", len(snapshots), self._retry_ms, exc)
-            retry = {keys.member(s.system, s.actor): now_ms + self._retry_ms for s in snapshots}
-            if retry:
-                self._redis.zadd(keys.DIRTY, retry, xx=True)
+            if written:
+                self._redis.zadd(keys.DIRTY, dict.fromkeys(written, now_ms + self._retry_ms), xx=True)
             return set()
         if snapshots:
-            written = [keys.member(s.system, s.actor) for s in snapshots]
             self._clean(
                 keys=[keys.DIRTY, *(keys.state(s.system, s.actor) for s in snapshots)],
                 args=[*written, *(s.revision for s in snapshots)],
             )
-        return {keys.member(s.system, s.actor) for s in snapshots} | set(gone)
+        return set(written) | set(gone)
 
     def deactivate_idle(self, now_ms: int, limit: int = 200) -> int:
         """Evict actors idle past their deactivate timeout; return how many were evicted."""

@@ -43,6 +43,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from spawn_celery.cipher import Cipher
 from spawn_celery.errors import ConfigError, DecryptionError, StateStoreError
+from spawn_celery.spares import Spares
 from spawn_celery.statestores.base import NAME_MAX, Snapshot, StateStore
 
 _T = TypeVar("_T")
@@ -361,27 +362,24 @@ class _Query:
         # transaction between calls, so the pool's check-out and reset-on-return (a third of a point read's CPU)
         # can be skipped. Server databases go through the pool: its pre-ping replaces dropped connections.
         self._keep = dialect.name == "sqlite"
-        self._kept: list[Any] = []  # list.pop/append are atomic under the GIL: one connection per concurrent call
-        self._pid = os.getpid()
+        self._kept: Spares[Any] = Spares()
 
     def first(self, engine: Engine, params: dict[str, Any]) -> _Row | None:
         """The first row for ``params``, or ``None``."""
         args: Any = tuple(params[name] for name in self.order) if self.order is not None else params
-        raw = self._kept_connection()
+        raw = self._kept.take() if self._keep else None
         if raw is None:
             try:
                 raw = engine.raw_connection()
             except self.dbapi_error as exc:  # cannot connect (the database is down or unreachable)
                 gone = engine.dialect.is_disconnect(exc, None, None)  # type: ignore[arg-type]
                 raise self._error(engine, exc, None, gone) from exc
-        keep = self._keep
         try:
             cursor = raw.cursor()
             try:
                 cursor.execute(self.sql, args)
                 found = cursor.fetchone()
             except self.dbapi_error as exc:
-                keep = False
                 gone = engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)  # type: ignore[arg-type]
                 if gone:
                     raw.invalidate(exc)
@@ -391,8 +389,8 @@ class _Query:
         except BaseException:
             raw.close()
             raise
-        if keep:
-            self._kept.append(raw)
+        if self._keep:
+            self._kept.give(raw)
         else:
             raw.close()
         if found is None:
@@ -402,23 +400,10 @@ class _Query:
             for name, process, value in zip(self.names, self.processors, found, strict=True)
         )
 
-    def _kept_connection(self) -> Any:
-        """A connection this query keeps checked out (SQLite only), or ``None``."""
-        if not self._keep:
-            return None
-        if self._pid != os.getpid():  # a forked child must not use its parent's connections
-            self._kept, self._pid = [], os.getpid()
-        try:
-            return self._kept.pop()
-        except IndexError:
-            return None
-
     def release(self) -> None:
         """Return the connections kept checked out to the pool."""
-        kept, self._kept = self._kept, []
-        if self._pid == os.getpid():
-            for raw in kept:
-                raw.close()
+        for raw in self._kept.drain():
+            raw.close()
 
     def _error(self, engine: Engine, exc: Exception, sql: str | None, gone: bool) -> sa.exc.StatementError:
         """The SQLAlchemy exception for the driver's ``exc`` (``gone``: the connection is lost)."""

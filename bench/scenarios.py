@@ -262,7 +262,9 @@ def keys_after_deactivation(b: Bench, timeout: float) -> dict[str, Any]:
         key = raw_key.decode(errors="replace")
         family = key.split(":")[0] + ":" + key.split(":")[1] if key.startswith("sp:") else key.split("-")[0][:24]
         families[family] = families.get(family, 0) + 1
-    per_actor = sum(families.get(f, 0) for f in ("sp:st", "sp:lk", "sp:wk", "sp:wt", "sp:pl", "sp:mb", "sp:if"))
+    per_actor = sum(
+        families.get(f, 0) for f in ("sp:st", "sp:lk", "sp:lo", "sp:wk", "sp:wt", "sp:pl", "sp:mb", "sp:if")
+    )
     info = b.ours_redis.info("memory")
     inst_bytes = b.ours_redis.memory_usage(keys.instances(SYSTEM)) or 0
     return {"waited_s": waited, "active": int(b.ours_redis.zcard(keys.ACTIVE)), "families": families,

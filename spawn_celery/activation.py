@@ -8,6 +8,7 @@ Fencing tokens come from one global counter, so they never repeat, even after an
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import redis
@@ -17,28 +18,38 @@ from spawn_celery import keys, scripts
 _BEGIN = """
 local done = redis.call('GET', KEYS[3])
 if done then return {2, done} end
+local token
 if redis.call('EXISTS', KEYS[2]) == 1 then
-  if ARGV[2] ~= '' then
-    redis.call('RPUSH', KEYS[5], ARGV[2])
-    redis.call('ZADD', KEYS[7], 'NX', ARGV[3], ARGV[4])
-    return {3}
+  if redis.call('GET', KEYS[10]) ~= ARGV[6] then
+    if ARGV[2] ~= '' then
+      redis.call('RPUSH', KEYS[5], ARGV[2])
+      redis.call('ZADD', KEYS[7], 'NX', ARGV[3], ARGV[4])
+      return {3}
+    end
+    redis.call('SET', KEYS[9], '1', 'PX', 1000)
+    return {1, redis.call('PTTL', KEYS[2])}
   end
-  redis.call('SET', KEYS[9], '1', 'PX', 1000)
-  return {1, redis.call('PTTL', KEYS[2])}
+  token = redis.call('GET', KEYS[2])
+else
+  token = redis.call('INCR', KEYS[4])
+  redis.call('SET', KEYS[2], token, 'PX', ARGV[1])
+  redis.call('SET', KEYS[10], ARGV[6], 'PX', ARGV[1])
+  while redis.call('RPOPLPUSH', KEYS[6], KEYS[5]) do end
 end
-local token = redis.call('INCR', KEYS[4])
-redis.call('SET', KEYS[2], token, 'PX', ARGV[1])
-while redis.call('RPOPLPUSH', KEYS[6], KEYS[5]) do end
 local s = redis.call('HMGET', KEYS[1], 's', 'r')
 local inst = false
 if not s[1] and ARGV[5] ~= '' then inst = redis.call('HGET', KEYS[8], ARGV[5]) end
 return {0, token, s[1], s[2], inst}
 """
+"""The lock's owner key (KEYS[10]) holds the nonce of the call that took it, set and deleted with the lock and
+never renewed, so it never outlives it: the same call sent again after its reply was lost (redis-py retries
+a call whose connection broke) finds its own nonce and gets the lock it took, instead of waiting a whole lease
+for a lock nobody holds."""
 
 _COMMIT = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
 local function unlock()
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[2], KEYS[12])
   if redis.call('DEL', KEYS[10]) == 1 then
     redis.call('LPUSH', KEYS[6], '1')
     redis.call('LTRIM', KEYS[6], 0, 0)
@@ -71,7 +82,7 @@ else
   redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[9])
 end
 if ARGV[7] ~= '' then redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[8]) end
-if #KEYS >= 11 then
+if ARGV[15] ~= '' then
   redis.call('RPUSH', KEYS[11], ARGV[15])
   if ARGV[16] ~= '0' then redis.call('EXPIRE', KEYS[11], ARGV[16]) end
 end
@@ -128,7 +139,7 @@ return n
 
 _ABORT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[5])
   if ARGV[2] ~= '' then redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3]) end
   redis.call('ZADD', KEYS[4], 'XX', 0, ARGV[4])
   redis.call('LPUSH', KEYS[2], '1')
@@ -143,6 +154,11 @@ _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
+
+
+def nonce() -> bytes:
+    """A fresh random nonce naming one ``begin`` call (64 bits: two calls never share one)."""
+    return os.urandom(8)
 
 
 @dataclass(frozen=True)
@@ -258,8 +274,9 @@ class Activations:
                 keys.MAILBOXES,
                 keys.instances(system),
                 keys.waiting(system, name),
+                keys.owner(system, name),
             ],
-            [self._lease_ms, mailbox_doc, now_ms, keys.member(system, name), name if instance else ""],
+            [self._lease_ms, mailbox_doc, now_ms, keys.member(system, name), name if instance else "", nonce()],
         )
         code = int(result[0])
         if code == 3:
@@ -292,6 +309,8 @@ class Activations:
             keys.inflight(system, name),
             keys.MAILBOXES,
             keys.waiting(system, name),
+            c.answer[0] if c.answer is not None else keys.waiting(system, name),
+            keys.owner(system, name),
         ]
         args: list[str | bytes | int] = [
             token,
@@ -310,8 +329,6 @@ class Activations:
             "1" if c.touch else "0",
         ]
         answer = c.answer or ("", "", 0)
-        if c.answer is not None:
-            commit_keys.append(c.answer[0])
         args += [answer[1], answer[2], c.item, self._lease_ms, "1" if c.batch else "0", keys.done(system, name, "")]
         result = self._runner.run(self._commit, commit_keys, args)
         if result == -1:
@@ -353,6 +370,7 @@ class Activations:
                     keys.wake(system, name),
                     keys.done(system, name, invocation_id),
                     keys.MAILBOXES,
+                    keys.owner(system, name),
                 ],
                 args=[token, reply, self._dedupe_ttl_s, keys.member(system, name)],
             )

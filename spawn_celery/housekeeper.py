@@ -13,6 +13,8 @@ import threading
 import time
 from typing import cast
 
+import redis
+
 from spawn_celery import keys
 from spawn_celery.activation import Activations
 from spawn_celery.config import Settings
@@ -46,6 +48,7 @@ class Housekeeper:
         self.tick_ms = tick_ms
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._quiet_until: dict[str, float] = {}
 
     def tick(self, now_ms: int | None = None) -> None:
         """Do one round of every duty; a failing duty is logged and does not stop the others."""
@@ -58,10 +61,15 @@ class Housekeeper:
             self.snapshotter.deactivate_idle,
         )
         for duty in duties:
+            name = getattr(duty, "__name__", str(duty))
             try:
                 duty(now)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:  # retried next tick: one line per 5 s
+                if time.monotonic() >= self._quiet_until.get(name, 0.0):
+                    self._quiet_until[name] = time.monotonic() + 5.0
+                    log.warning("housekeeping step %s failed, Redis unreachable (retrying every tick): %s", name, exc)
             except Exception:  # keep the loop alive; the log says what failed
-                log.exception("housekeeping step %s failed", getattr(duty, "__name__", duty))
+                log.exception("housekeeping step %s failed", name)
 
     def recover_mailboxes(self, now_ms: int) -> int:
         """Re-send invocations queued in the mailbox of an actor whose lock holder died (via the scheduler)."""

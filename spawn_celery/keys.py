@@ -67,6 +67,19 @@ def waiting(system: str, name: str) -> str:
     return f"{PREFIX}wt:{system}:{name}"
 
 
+def owner(system: str, name: str) -> str:
+    """The nonce of the ``begin`` call that took the actor's lock; lives and dies with the lock.
+
+    A ``begin`` sent again with the same nonce (its first reply was lost) gets the lock it already took.
+    """
+    return f"{PREFIX}lo:{system}:{name}"
+
+
+def claim(nonce: str) -> str:
+    """List of what one scheduler claim took, kept 10 s under the claim's nonce (see ``scheduler._CLAIM``)."""
+    return f"{PREFIX}cl:{nonce}"
+
+
 def mailbox(system: str, name: str) -> str:
     """List of invocations queued for a busy actor (scheduled-invocation documents), run by the lock holder."""
     return f"{PREFIX}mb:{system}:{name}"

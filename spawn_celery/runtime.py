@@ -256,6 +256,13 @@ class Runtime:
             answer=self.router.transport.reply_record(message.reply_to, reply) if folded else None,
         )
         committed = self.activations.commit(system, name, message.id, turn.token, now, commit)
+        if committed is None and record and self.activations.done(system, name, message.id) == record:
+            # Our commit ran and unlocked, but its reply was lost on the way back (a broken connection; sent again,
+            # it found the lock gone). The record it wrote is ours: it counts as committed, so the caller (a mailbox
+            # item's too, whose document the commit removed) is answered below, and nothing runs twice.
+            log.warning("commit of %s on %s applied; its reply from Redis was lost", message.id, name)
+            revision = turn.revision + 1 if turn.changed else turn.revision
+            committed = Committed(revision=revision, activated=turn.activated)
         if committed is None:
             raise StateConflict(f"lost the lock of {name} before commit")
         turn.revision, turn.after = committed.revision, after

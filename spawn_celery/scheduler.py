@@ -9,6 +9,7 @@ and the invocation id makes a second send harmless.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 
 import redis
@@ -17,6 +18,7 @@ from spawn_celery import keys
 from spawn_celery.message import Message
 
 _CLAIM = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return redis.call('LRANGE', KEYS[3], 0, -1) end
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
 for i = 1, #due, 2 do
@@ -37,8 +39,14 @@ for i = 1, #due, 2 do
     redis.call('ZREM', KEYS[1], m)
   end
 end
+if #out > 0 then
+  redis.call('RPUSH', KEYS[3], unpack(out))
+  redis.call('PEXPIRE', KEYS[3], 10000)
+end
 return out
 """
+"""A claim keeps what it claimed for 10 s under its nonce (KEYS[3]): sent again with the same nonce because its reply
+was lost (a broken connection), it returns the same entries instead of finding them pushed a lease ahead."""
 
 
 TIMER_ID_PREFIX = "t."
@@ -89,7 +97,7 @@ class Scheduler:
 
     def claim_scheduled(self, now_ms: int) -> list[tuple[str, Message]]:
         """Claim due scheduled invocations: ``(queue, message)`` pairs; call :meth:`sent` after sending each."""
-        raw = self._claim(keys=[keys.SCHEDULED, keys.SCHEDULED_PAYLOADS], args=[now_ms, self._lease, self._batch, "0"])
+        raw = self._claimed(keys.SCHEDULED, keys.SCHEDULED_PAYLOADS, now_ms, "0")
         out: list[tuple[str, Message]] = []
         for i in range(0, len(raw), 3):
             out.append(invocation_of(raw[i + 2]))
@@ -121,8 +129,17 @@ class Scheduler:
 
     def claim_timers(self, now_ms: int) -> list[Due]:
         """Claim due timer fires; each is rescheduled one period later in the same atomic step."""
-        raw = self._claim(keys=[keys.TIMERS, keys.TIMER_PERIODS], args=[now_ms, self._lease, self._batch, "1"])
+        raw = self._claimed(keys.TIMERS, keys.TIMER_PERIODS, now_ms, "1")
         return [Due(raw[i].decode(), int(float(raw[i + 1])), raw[i + 2]) for i in range(0, len(raw), 3)]
+
+    def _claimed(self, due: str, values: str, now_ms: int, periodic: str) -> list[bytes]:
+        """Run one claim; sent once more with the same nonce if the connection broke before its reply came back."""
+        claim_keys = [due, values, keys.claim(os.urandom(8).hex())]
+        args: list[int | str] = [now_ms, self._lease, self._batch, periodic]
+        try:
+            return list(self._claim(keys=claim_keys, args=args))
+        except (redis.ConnectionError, redis.TimeoutError):
+            return list(self._claim(keys=claim_keys, args=args))
 
     def remove_timers(self, members: list[str]) -> None:
         """Stop timers (an actor was deactivated)."""

@@ -6,8 +6,10 @@ import base64
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,61 @@ def env_of(settings: Settings) -> dict[str, str]:
 def flush_redis(settings: Settings) -> None:
     """Empty the test's Redis database."""
     redis.Redis.from_url(settings.redis_url).flushdb()
+
+
+class ReplyDropper:
+    """A TCP proxy to the real Redis that loses replies: the command reaches Redis and runs, but the connection is
+    dropped instead of passing the reply back, as when a network link breaks at the wrong moment.
+
+    ``armed`` set: the next reply is lost. ``every`` > 0: every ``every``-th reply (counted over all connections) is
+    lost. ``dropped`` holds what was lost.
+    """
+
+    def __init__(self, upstream_port: int = 6379, every: int = 0) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.server.getsockname()[1]
+        self.upstream_port, self.every = upstream_port, every
+        self.armed = threading.Event()
+        self.dropped: list[bytes] = []
+        self._replies = 0
+        self._count = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                downstream, _ = self.server.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:
+                return
+            threading.Thread(target=self._pipe, args=(downstream, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, downstream, True), daemon=True).start()
+
+    def _lose(self) -> bool:
+        with self._count:
+            self._replies += 1
+            if self.armed.is_set() or (self.every and self._replies % self.every == 0):
+                self.armed.clear()
+                return True
+            return False
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, replies: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if replies and self._lose():
+                    self.dropped.append(data)
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)  # a bare close would wait for the other direction's blocked recv
+            end.close()
+
+    def close(self) -> None:
+        """Stop accepting connections (open ones run on until either end closes)."""
+        self.server.close()
 
 
 @dataclass

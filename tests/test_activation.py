@@ -5,12 +5,22 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 
+import pytest
 import redis
 
 from spawn_celery import keys
 from spawn_celery.activation import Activations, Commit
+from tests.support import ReplyDropper
+
+
+@pytest.fixture
+def dropper() -> Iterator[ReplyDropper]:
+    proxy = ReplyDropper()
+    yield proxy
+    proxy.close()
 
 
 def _commit(state: bytes) -> Commit:
@@ -81,3 +91,37 @@ def test_a_commit_run_twice_writes_once_and_hands_the_taken_item_back() -> None:
     client.delete(*client.keys(f"sp:*:{system}:{name}*"))
     for family in (keys.ACTIVE, keys.DIRTY, keys.MAILBOXES):
         client.zrem(family, keys.member(system, name))
+
+
+@pytest.mark.parametrize("mailbox", [False, True], ids=["waiting", "mailbox"])
+def test_a_begin_whose_reply_was_lost_gets_the_lock_it_took_when_sent_again(
+    dropper: ReplyDropper, mailbox: bool
+) -> None:
+    client = redis.Redis(host="127.0.0.1", port=dropper.port, db=12)
+    direct = redis.Redis.from_url("redis://127.0.0.1:6379/12")
+    acts = Activations(client=client, lease_ms=30_000, dedupe_ttl_s=60)
+    system, name = "acttests", f"b-{uuid.uuid4().hex[:8]}"
+    doc = f'{{"q":"q","k":{{"id":"{name}-2"}}}}' if mailbox else ""
+    # Given an actor at revision 1 (its scripts loaded, the kept connection open)
+    first = acts.begin(system, name, "b-1", doc, 1)
+    assert acts.commit(system, name, "b-1", first.token, int(time.time() * 1000), _commit(b"one"))
+    # When a begin runs in Redis but its reply is lost on the way back (redis-py sends it again on a new connection)
+    dropper.armed.set()
+    begun = acts.begin(system, name, "b-2", doc, 1)
+    # Then that first run had taken the lock, and the call sent again got that same lock, not "busy" or "queued"
+    assert len(dropper.dropped) == 1 and dropper.dropped[0].startswith(b"*5\r\n:0\r\n:")
+    assert begun.token and begun.token == int(direct.get(keys.lock(system, name)) or 0)
+    assert dropper.dropped[0].split(b"\r\n")[2] == f":{begun.token}".encode()
+    assert begun.state == b"one" and begun.revision == 1 and not begun.queued and not begun.busy_ms
+    # And another call still finds the actor busy while it is held
+    other = acts.begin(system, name, "b-3", doc, 1)
+    assert other.queued if mailbox else other.busy_ms > 0
+    # And the commit writes revision 2 and removes the lock with its owner
+    now = int(time.time() * 1000)
+    done = acts.commit(system, name, "b-2", begun.token, now, replace(_commit(b"two"), base_revision=1))
+    assert done is not None and done.revision == 2
+    assert not direct.exists(keys.lock(system, name)) and not direct.exists(keys.owner(system, name))
+    direct.delete(*direct.keys(f"sp:*:{system}:{name}*"))
+    for family in (keys.ACTIVE, keys.DIRTY, keys.MAILBOXES):
+        direct.zrem(family, keys.member(system, name))
+    client.close()

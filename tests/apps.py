@@ -40,10 +40,10 @@ def bad_state(request: Any, ctx: Context) -> Value:
 
 @counter.action("slow")
 def slow(request: Any, ctx: Context) -> Value:
-    """Sleep ``request["s"]`` seconds, then increment (used by the lease/fencing test)."""
-    import time
+    """Sleep ``request["s"]`` seconds (or wait for the test's gate, see ``tests.support.hold``), then increment."""
+    from tests.support import hold
 
-    time.sleep(float((request or {}).get("s", 1)))
+    hold(request)
     current = ctx.state.value if ctx.state is not None else 0
     new = CounterState(value=current + 1)
     return Value().of(CounterValue(value=new.value), new).reply()

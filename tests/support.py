@@ -43,6 +43,33 @@ def env_of(settings: Settings) -> dict[str, str]:
     return env
 
 
+def hold(request: dict[str, object] | None, default_s: float = 1.0) -> None:
+    """What a test actor's slow action does: sleep ``request["s"]`` seconds or, with ``request["gate"]`` (a Redis
+    list at ``request["url"]``), wait until the test opens that gate (:func:`open_gate`), ``s`` seconds at most.
+
+    A gated action holds its actor's lock exactly as long as the test needs, on a slow machine and a fast one."""
+    doc = request or {}
+    seconds = float(doc.get("s", default_s))  # type: ignore[arg-type]
+    if not doc.get("gate"):
+        time.sleep(seconds)
+        return
+    client = redis.Redis.from_url(str(doc["url"]))
+    try:
+        client.blpop([str(doc["gate"])], timeout=seconds)
+    finally:
+        client.close()
+
+
+def open_gate(settings: Settings, gate: str, times: int = 1) -> None:
+    """Let ``times`` gated actions (waiting or still to come) finish."""
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        client.rpush(gate, *["1"] * times)
+        client.expire(gate, 120)
+    finally:
+        client.close()
+
+
 def flush_redis(settings: Settings) -> None:
     """Empty the test's Redis database."""
     redis.Redis.from_url(settings.redis_url).flushdb()

@@ -50,6 +50,7 @@ def test_a_waiter_is_woken_by_the_unlock_and_only_a_waiter_gets_a_wake() -> None
     waiter = threading.Thread(target=wait)
     waiter.start()
     time.sleep(0.2)
+    assert acts.begin(system, name, "i-3").busy_ms > 0  # says again that it waits (the flag lives 1 s)
     # When the holder commits
     assert acts.commit(system, name, "i-2", held.token, int(time.time() * 1000), _commit(b"b"))
     waiter.join(15)

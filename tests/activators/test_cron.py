@@ -51,11 +51,12 @@ def test_two_replicas_send_each_fire_once(act_client: Client, activators: Start)
         assert replica.proc is not None
         replica.proc.send_signal(signal.SIGTERM)
     assert [replica.proc.wait(20) for replica in replicas if replica.proc] == [0, 0]
+    ran_s = time.monotonic() - started  # more than 4.5 s when the replicas were slow to stop
     sent = sum(replica.log().count(f" -> {actor}.tick") for replica in replicas)
     # Then the actor saw every fire exactly once: one invocation per fire time, whichever replica won it
     fires = wait_until(lambda: len(got := fires_of(act_client, actor)) >= sent and got, timeout=30)
     assert len(fires) == len(set(fires)) == sent
-    assert 4 <= len(fires) <= 6, fires
+    assert 4 <= len(fires) <= ran_s + 2, (fires, ran_s)  # one per second, plus the caught-up second
     assert act_client.state("acttests", actor).value["payloads"][0] == {"from": "cron"}
 
 

@@ -73,6 +73,9 @@ def test_json_route_takes_jsontype_and_typed_messages(gateway: Proc, http: reque
     assert doc["status"] == "OK" and doc["value"]["value"] == "5" and doc["value"]["@type"].endswith("CounterValue")
     reply = http.post(url + "?async=true", json=None)
     assert reply.status_code == 202 and reply.json()["status"] == "OK"
+    state = f"{gateway.url}/api/v1/system/tests/actors/{name}"
+    # the async increment applied (else the call below may take the lock first and answer 6)
+    assert eventually(lambda: http.get(state, headers={"Accept": "application/json"}).json()["revision"] == 2)
     slow = http.post(f"{gateway.url}/api/v1/system/tests/actors/{name}/actions/slow", json={"s": 0.01}).json()
     assert slow["status"] == "OK" and slow["value"]["value"] in ("7", 7)
 

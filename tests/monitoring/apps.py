@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from spawn_celery import Actor, ActorSettings, Context, Kind, Spawn, Value
 from spawn_celery.examples.domain_pb2 import CounterState, CounterValue, Increment
+from tests.support import hold
 
 counter = Actor(ActorSettings(name="counter", kind=Kind.UNNAMED, deactivate_timeout=600_000, snapshot_timeout=200))
 blink = Actor(ActorSettings(name="blink", kind=Kind.UNNAMED, deactivate_timeout=300, snapshot_timeout=100))
@@ -25,8 +25,8 @@ def increment(request: Increment | None, ctx: Context) -> Value:
 
 @counter.action("nap")
 def nap(request: Any, ctx: Context) -> Value:
-    """Hold the actor's lock for ``request["s"]`` seconds, then add 1."""
-    time.sleep(float((request or {}).get("s", 0.5)))
+    """Hold the actor's lock for ``request["s"]`` seconds (or until the test opens ``request["gate"]``), then add 1."""
+    hold(request, 0.5)
     return _add(ctx, 1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import requests
@@ -11,6 +12,7 @@ from spawn_celery.client import Client
 from spawn_celery.config import Settings
 from spawn_celery.examples.domain_pb2 import Increment
 from tests.monitoring.conftest import wait_until
+from tests.support import open_gate
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 COUNTER_QUEUE = frozenset({("queue", "spawn.mon.counter"), ("system", "mon"), ("actor", "counter")})
@@ -74,17 +76,29 @@ def test_invocations_latency_and_activations_move(mon_client: Client, mon_settin
 def test_mailbox_and_deactivations_move(mon_client: Client, mon_settings: Settings) -> None:
     port = mon_settings.metrics_port
     before = scrape(port)
-    # Given: an actor holding its lock for 0.6 s (async) and a second call to it
+    # Given: an actor holding its lock (an async nap that waits for the test) and a second call to it
     busy, short = spawn(mon_client, "counter"), spawn(mon_client, "blink")
-    mon_client.invoke("mon", busy, "nap", {"s": 0.6}, async_mode=True)
+    gate = f"gate:{busy}"
+    mon_client.invoke("mon", busy, "nap", {"s": 30, "gate": gate, "url": mon_settings.redis_url}, async_mode=True)
     mon_client.invoke("mon", short, "increment")
     wait_until(lambda: _locked(mon_client, busy), what="the nap to hold the lock")
-    result = mon_client.invoke("mon", busy, "increment")
+    second: list[int] = []
+    caller = threading.Thread(target=lambda: second.append(mon_client.invoke("mon", busy, "increment").value))
+    caller.start()
+    wait_until(lambda: _queued(mon_client, busy), what="the second call in the mailbox")
+    open_gate(mon_settings, gate)
+    caller.join(30)
     # Then: the second call went into the mailbox and was answered by the lock holder's turn;
     # "blink" (300 ms idle timeout) was deactivated
-    assert result.value == 2  # after the nap's 1, in order
+    assert second == [2]  # after the nap's 1, in order
     moved(port, before, "spawn_mailbox_queued_total", 1, system="mon", actor="counter")
     moved(port, before, "spawn_actor_deactivations_total", 1, system="mon")
+
+
+def _queued(client: Client, name: str) -> bool:
+    from spawn_celery import keys
+
+    return bool(client.services.redis.llen(keys.mailbox("mon", name)))
 
 
 def _locked(client: Client, name: str) -> bool:
@@ -95,9 +109,12 @@ def _locked(client: Client, name: str) -> bool:
 
 def test_queue_depth_moves(mon_client: Client, mon_settings: Settings) -> None:
     port = mon_settings.metrics_port
-    # Given: more slow invocations than the worker's two processes can take at once
+    # Given: more naps than the worker's two processes can take at once, each waiting for the test
+    gate = f"gate:{uuid.uuid4().hex}"
     for _ in range(6):
-        mon_client.invoke("mon", spawn(mon_client, "counter"), "nap", {"s": 0.4}, async_mode=True)
-    # Then: the queue gauge shows the backlog, then drains to zero
+        nap = {"s": 30, "gate": gate, "url": mon_settings.redis_url}
+        mon_client.invoke("mon", spawn(mon_client, "counter"), "nap", nap, async_mode=True)
+    # Then: the queue gauge shows the backlog, then drains to zero once the naps may end
     wait_until(lambda: scrape(port).get(("spawn_actor_message_queue_len", COUNTER_QUEUE), 0) >= 1, what="a backlog")
+    open_gate(mon_settings, gate, times=6)
     wait_until(lambda: scrape(port).get(("spawn_actor_message_queue_len", COUNTER_QUEUE)) == 0, what="the drain")

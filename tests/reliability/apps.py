@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from spawn_celery import Actor, ActorSettings, Context, Kind, Spawn, Value
 from spawn_celery.examples.domain_pb2 import CounterState, CounterValue, Increment
+from tests.support import hold
 
 
 def _add(ctx: Context, by: int, *, checkpoint: bool = False) -> Value:
@@ -36,11 +36,12 @@ def checkpointed(request: Increment | None, ctx: Context) -> Value:
 def slow(request: Any, ctx: Context) -> Value:
     """Sleep ``request["s"]`` seconds, then add 1 (outlives a short lock lease).
 
+    With ``request["gate"]``, wait instead until the test opens that gate (:func:`tests.support.hold`).
     Logs ``slow action of <actor> started`` first: tests read it to know which node runs the action.
     """
     name = ctx.self_id.name if ctx.self_id is not None else ""
     logging.getLogger("reltests").warning("slow action of %s started", name)
-    time.sleep(float((request or {}).get("s", 1)))
+    hold(request)
     return _add(ctx, 1)
 
 

@@ -325,17 +325,18 @@ class PostgresCluster:
 
 
 def call_slow(
-    settings: Settings, name: str, seconds: float, invocation_id: str, out: dict[str, Any]
+    settings: Settings, name: str, seconds: float, invocation_id: str, out: dict[str, Any], gate: str = ""
 ) -> threading.Thread:
     """Invoke ``slow`` (sleeps ``seconds``, then adds 1) on its own client in a thread; its reply value goes to
-    ``out["value"]``, or the exception to ``out["error"]`` (a killed holder may leave it unanswered)."""
+    ``out["value"]``, or the exception to ``out["error"]`` (a killed holder may leave it unanswered).
+
+    With ``gate``, the action waits until :func:`open_gate` opens it (``seconds`` at most) instead of sleeping."""
+    request = {"s": seconds, "gate": gate, "url": settings.redis_url} if gate else {"s": seconds}
 
     def call() -> None:
         own = new_client(settings)
         try:
-            out["value"] = own.invoke(
-                SYSTEM, name, "slow", {"s": seconds}, invocation_id=invocation_id, timeout=60
-            ).value
+            out["value"] = own.invoke(SYSTEM, name, "slow", request, invocation_id=invocation_id, timeout=60).value
         except Exception as exc:
             out["error"] = exc
         finally:
@@ -344,3 +345,4 @@ def call_slow(
     thread = threading.Thread(target=call, daemon=True)
     thread.start()
     return thread
+

@@ -69,7 +69,7 @@ def test_invocations_answer_from_hot_state_and_snapshots_catch_up_after_a_databa
     assert len(set(first)) == len(first) and first[0] >= 2 and first[-1] <= 2 + len(first)
     # And the worker warned, more than once, that snapshots failed and would be retried
     warnings = [line for line in worker.log().splitlines() if "WARNING" in line and "snapshot of" in line]
-    assert len(warnings) >= OUTAGE_S, warnings[-3:]
+    assert len(warnings) >= 2, warnings[-3:]
     # When the database comes back
     postgres.start()
     # Then the retried snapshots land: SQL holds each actor's exact value at its exact hot revision

@@ -12,16 +12,26 @@ from spawn_celery import keys
 from spawn_celery.client import Client
 from spawn_celery.config import Settings
 from spawn_celery.scheduler import invocation_doc
-from tests.reliability.faults import SYSTEM, Node, call_slow, close_client, new_client, spawn_counter, wait_for
+from tests.reliability.faults import (
+    SYSTEM,
+    Node,
+    call_slow,
+    close_client,
+    new_client,
+    spawn_counter,
+    wait_for,
+)
+from tests.support import open_gate
 
 QUEUED = 5
 
 
-def _held_for(client: Client, settings: Settings, seconds: float) -> tuple[str, dict[str, Any], threading.Thread]:
-    """Spawn a counter and start a ``seconds``-long action on it; return once the action holds its lock."""
+def _held(client: Client, settings: Settings) -> tuple[str, dict[str, Any], threading.Thread]:
+    """Spawn a counter and start a gated action on it (see ``open_gate``, 30 s at most); return once the action
+    holds its lock. The gate is named after the actor."""
     name = spawn_counter(client)
     slow: dict[str, Any] = {}
-    caller = call_slow(settings, name, seconds, "slow-1", slow)
+    caller = call_slow(settings, name, 30, "slow-1", slow, gate=f"gate:{name}")
     wait_for(lambda: client.services.redis.exists(keys.lock(SYSTEM, name)), 10, "the slow action to lock the actor")
     return name, slow, caller
 
@@ -30,12 +40,12 @@ def _held_for(client: Client, settings: Settings, seconds: float) -> tuple[str, 
 def test_calls_queued_behind_a_holder_run_in_its_turn_each_once(
     max_turn_ms: int, make: Callable[..., Settings], nodes: Callable[..., Node], clients: Callable[[Settings], Client]
 ) -> None:
-    # Given two nodes; node a holds the actor's lock in a 1.5 s action. With a spent turn budget
+    # Given two nodes; one holds the actor's lock in an action that waits for the test. With a spent turn budget
     # (SPAWN_MAX_TURN_MS=0) the holder unlocks after its own call and leaves the queued calls to the next turns.
     settings = make(max_turn_ms=max_turn_ms)
     a, b = nodes(settings, "a").start(), nodes(settings, "b").start()
     client = clients(settings)
-    name, slow, caller = _held_for(client, settings, 1.5)
+    name, slow, caller = _held(client, settings)
     r = client.services.redis
     # When 5 sync calls arrive meanwhile (node b takes each, finds the actor busy and queues it, no waiting)
     replies: list[int] = []
@@ -50,7 +60,8 @@ def test_calls_queued_behind_a_holder_run_in_its_turn_each_once(
     callers = [threading.Thread(target=call, args=(i,)) for i in range(QUEUED)]
     for t in callers:
         t.start()
-    wait_for(lambda: r.llen(keys.mailbox(SYSTEM, name)) == QUEUED, 10, "5 calls in the mailbox")
+    wait_for(lambda: r.llen(keys.mailbox(SYSTEM, name)) == QUEUED, 30, "5 calls in the mailbox")
+    open_gate(settings, f"gate:{name}")
     for t in callers + [caller]:
         t.join(30)
     # Then the holder ran them after its own call, in arrival order: one reply and one revision each
@@ -68,19 +79,23 @@ def test_calls_queued_behind_a_holder_run_in_its_turn_each_once(
 def test_calls_queued_behind_a_killed_holder_are_recovered_and_applied_once(
     make: Callable[..., Settings], nodes: Callable[..., Node], clients: Callable[[Settings], Client]
 ) -> None:
-    # Given a short lock lease; one node (the holder) runs a 1.5 s action, the other queues 5 async calls behind it
+    # Given a short lock lease; one node (the holder) runs an action that waits for the test, the other queues 5
+    # async calls behind it
     settings = make(lock_lease_ms=2_000, visibility_timeout_s=5)
     a = nodes(settings, "a").start()
     b = nodes(settings, "b").start()
     client = clients(settings)
-    name, slow, caller = _held_for(client, settings, 1.5)
+    name, slow, caller = _held(client, settings)
     r = client.services.redis
     for i in range(QUEUED):
         client.invoke(SYSTEM, name, "increment", invocation_id=f"q-{i}", async_mode=True)
-    wait_for(lambda: r.llen(keys.mailbox(SYSTEM, name)) == QUEUED, 10, "5 calls in the mailbox")
+    wait_for(lambda: r.llen(keys.mailbox(SYSTEM, name)) == QUEUED, 30, "5 calls in the mailbox")
     # When the holder is SIGKILLed in the middle of its action (nothing flushed, nothing acknowledged)
     holder, survivor = (a, b) if f"slow action of {name} started" in a.log() else (b, a)
     holder.kill()
+    # for the killed call's redelivered run (twice: Redis may hand one to the dead process's wait before it
+    # notices that connection closed)
+    open_gate(settings, f"gate:{name}", times=2)
     # Then once its lease runs out, the survivor's housekeeper re-sends the queued calls and they run;
     # the killed slow call is redelivered after the visibility timeout and runs once too
     wait_for(lambda: client.state(SYSTEM, name).revision == QUEUED + 1, 40, "every call to be applied")
@@ -123,22 +138,23 @@ def test_calls_queued_behind_an_aborted_turn_are_re_sent_at_the_next_tick(
 def test_a_busy_actor_does_not_hold_worker_processes_hostage(
     make: Callable[..., Settings], nodes: Callable[..., Node], clients: Callable[[Settings], Client]
 ) -> None:
-    # Given one node with two processes; one runs a 2 s action of actor X, holding X's lock
+    # Given one node with two processes; one runs an action of actor X that waits for the test, holding X's lock
     settings = make()
     nodes(settings, "a", concurrency=2).start()
     client = clients(settings)
     x, y = spawn_counter(client), spawn_counter(client)
     r = client.services.redis
     slow: dict[str, Any] = {}
-    caller = call_slow(settings, x, 2.0, "slow-1", slow)
+    caller = call_slow(settings, x, 30, "slow-1", slow, gate=f"gate:{x}")
     wait_for(lambda: r.exists(keys.lock(SYSTEM, x)), 10, "the slow action to lock X")
     # When 4 more calls to X arrive (the other process queues each in X's mailbox and is free again at once)
     for i in range(4):
         client.invoke(SYSTEM, x, "increment", invocation_id=f"x-{i}", async_mode=True)
-    wait_for(lambda: r.llen(keys.mailbox(SYSTEM, x)) == 4, 10, "4 calls in X's mailbox")
+    wait_for(lambda: r.llen(keys.mailbox(SYSTEM, x)) == 4, 30, "4 calls in X's mailbox")
     # Then a call to another actor Y is served by that free process while X is still locked
     assert client.invoke(SYSTEM, y, "increment", timeout=10).value == 1
     assert r.exists(keys.lock(SYSTEM, x)), "X's slow action had already finished: the check proves nothing"
+    open_gate(settings, f"gate:{x}")
     caller.join(30)
     # And X's calls all ran in its holder's turn: the slow one first, then the 4 queued, one revision each
     assert slow.get("value") == 1
@@ -150,7 +166,8 @@ def test_a_duplicate_in_the_mailbox_is_answered_from_its_record_not_applied_twic
     make: Callable[..., Settings], nodes: Callable[..., Node], clients: Callable[[Settings], Client]
 ) -> None:
     # Given a runtime (in this process: the worker's real code on real Redis and SQLite) holding an actor's lock
-    # in a 1 s action, and the same invocation queued twice behind it (a redelivered copy of a queued call)
+    # in an action that waits for the test, and the same invocation queued twice behind it (a redelivered copy of
+    # a queued call)
     from spawn_celery.message import Message
     from spawn_celery.runtime import Runtime
     from spawn_celery.services import Services
@@ -164,7 +181,7 @@ def test_a_duplicate_in_the_mailbox_is_answered_from_its_record_not_applied_twic
     runtime = services.runtime()
     assert isinstance(runtime, Runtime)
     acts, r = services.activations, services.redis
-    slow = client.request(SYSTEM, name, "slow", {"s": 1.0})
+    slow = client.request(SYSTEM, name, "slow", {"s": 30, "gate": f"gate:{name}", "url": settings.redis_url})
     holder = threading.Thread(target=runtime.handle, args=(Message("slow-3", slow),))
     holder.start()
     wait_for(lambda: r.exists(keys.lock(SYSTEM, name)), 10, "the runtime to lock the actor")
@@ -174,6 +191,7 @@ def test_a_duplicate_in_the_mailbox_is_answered_from_its_record_not_applied_twic
     assert acts.begin(SYSTEM, name, "dup-1", doc, 1).queued
     assert acts.begin(SYSTEM, name, "dup-1", doc, 2).queued
     # When the holder's turn ends
+    open_gate(settings, f"gate:{name}")
     holder.join(30)
     # Then it ran the first copy and answered the second from the first one's record: applied once
     view = client.state(SYSTEM, name)

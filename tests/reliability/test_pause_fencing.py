@@ -50,18 +50,18 @@ def test_a_worker_paused_past_its_lease_is_fenced_off_and_no_update_is_lost(
 def test_an_action_longer_than_the_lease_keeps_its_lock_and_commits_once(
     make: Callable[..., Settings], nodes: Callable[..., Node], clients: Callable[[Settings], Client]
 ) -> None:
-    # Given a 1 s lock lease and two nodes
-    settings = make(lock_lease_ms=1_000, visibility_timeout_s=120)
+    # Given a 2 s lock lease and two nodes
+    settings = make(lock_lease_ms=2_000, visibility_timeout_s=120)
     a, b = nodes(settings, "a").start(), nodes(settings, "b").start()
     client = clients(settings)
     name = spawn_counter(client)
     r = client.services.redis
-    # When an action runs for 3 s (three leases) while another call arrives after 1.5 s
+    # When an action runs for 6 s (three leases) while another call arrives after 3 s
     slow: dict[str, Any] = {}
-    caller = call_slow(settings, name, 3.0, "slow-2", slow)
+    caller = call_slow(settings, name, 6.0, "slow-2", slow)
     wait_for(lambda: r.exists(lock(SYSTEM, name)), 10, "the slow action to lock the actor")
     token = r.get(lock(SYSTEM, name))
-    time.sleep(1.5)
+    time.sleep(3.0)
     # Then its holder still holds the lock (renewed in the background), with the same fencing token
     assert r.get(lock(SYSTEM, name)) == token
     after = client.invoke(SYSTEM, name, "increment", timeout=30).value

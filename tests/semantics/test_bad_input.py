@@ -40,7 +40,7 @@ def test_spawn_with_the_name_of_an_actor_type(client: Client) -> None:
 def test_scheduled_to_in_the_past_runs_now(client: Client, side: redis.Redis) -> None:
     tag = unique("past")
     client.invoke(SYSTEM, "clock", "stamp", {"tag": tag}, scheduled_to=now_ms() - 5_000)
-    assert wait_for(lambda: notes(side, f"clock:{tag}"), timeout=3)
+    assert wait_for(lambda: notes(side, f"clock:{tag}"), timeout=15)
 
 
 def test_scheduling_an_unknown_actor_fails_before_anything_is_stored(client: Client, side: redis.Redis) -> None:

@@ -26,7 +26,7 @@ def test_idle_actor_is_flushed_evicted_and_reactivated_with_its_state(
     # Then its state is in SQL and Redis holds nothing of it but TTL-bound dedupe records
     saved = services.statestore.load(SYSTEM, name)
     assert saved is not None and saved.revision == 3
-    wait_for(lambda: actor_keys(side, name) == [], timeout=2.5)
+    wait_for(lambda: actor_keys(side, name) == [], timeout=10)
     for key in side.scan_iter(match=f"sp:dn:semtests:{name}:*"):
         assert 0 < side.ttl(key) <= sem_settings.dedupe_ttl_s
     # and its next call re-activates it from SQL
@@ -41,9 +41,9 @@ def test_deactivation_counts_idle_time_since_the_last_call(client: Client, side:
     client.spawn(SYSTEM, name, "brief")
     for _ in range(8):
         client.invoke(SYSTEM, name, "increment")
+        last = time.monotonic()
         time.sleep(0.25)
     assert len(notes(side, f"init:{name}")) == 1
-    # then, idle, it goes
-    started = time.monotonic()
-    wait_for(lambda: not side.exists(f"sp:st:semtests:{name}"), timeout=5)
-    assert time.monotonic() - started < 1.0
+    # then, idle, it goes: counted from its last call (not early; the upper bound is loose for busy machines)
+    wait_for(lambda: not side.exists(f"sp:st:semtests:{name}"), timeout=5, every=0.01)
+    assert 0.6 <= time.monotonic() - last < 3.0

@@ -44,4 +44,4 @@ def solo_worker(sem_settings: Settings, sem_dir: Path, sem_worker: WorkerProcess
 def test_chain_completes_on_a_single_process_worker(client: Client, solo_worker: WorkerProcess) -> None:
     # solo_a forwards to solo_b, which pipes to solo_c: three invocations through one worker slot
     for _ in range(3):
-        assert client.invoke("semsolo", "solo_a", "go", ["a"], timeout=10) == ["a", "b", "c"]
+        assert client.invoke("semsolo", "solo_a", "go", ["a"], timeout=30) == ["a", "b", "c"]

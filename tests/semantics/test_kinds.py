@@ -34,7 +34,7 @@ def test_never_spawned_instance_is_actor_not_found_at_once(client: Client) -> No
         client.invoke(SYSTEM, unique("ghost"), "increment")
     ref = Spawn.create_actor_ref(SYSTEM, unique("ghost"), client=client)
     assert ref.invoke("increment") == ("actor_not_found", None)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5.0  # answered, not left to time out (20 s)
 
 
 def test_a_template_itself_cannot_be_invoked(client: Client) -> None:
@@ -74,7 +74,7 @@ def test_pooled_actor_runs_in_parallel_up_to_max_pool_size(client: Client, side:
     # Given 4 worker processes and a pooled actor with max_pool_size=2
     run = unique("run")
     for _ in range(6):
-        client.invoke(SYSTEM, "pool", "work", {"s": 0.3, "run": run}, async_mode=True)
+        client.invoke(SYSTEM, "pool", "work", {"s": 1.0, "run": run}, async_mode=True)
     spans = wait_for(lambda: len(notes(side, f"pool:{run}")) == 6 and notes(side, f"pool:{run}"), timeout=15)
     # Then at most 2 ran at once, and 2 did run at once (no lock: one actor, parallel invocations)
     edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])

@@ -53,5 +53,5 @@ def test_tags_returned_by_an_action_replace_the_actors_tags_and_persist(client: 
     client.invoke(SYSTEM, "probe", "tag", {"color": "red", "run": unique("r")})
     assert client.invoke(SYSTEM, "probe", "look", "after-tag")["tags"]["color"] == "red"
     assert client.state(SYSTEM, "probe").tags["color"] == "red"
-    saved = wait_for(lambda: services.statestore.load(SYSTEM, "probe"), timeout=4)  # snapshot_timeout 2 s
+    saved = wait_for(lambda: services.statestore.load(SYSTEM, "probe"), timeout=15)  # snapshot_timeout 2 s
     assert saved.tags["color"] == "red"

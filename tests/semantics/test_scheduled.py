@@ -24,7 +24,8 @@ def test_scheduled_call_fires_once_no_earlier_than_its_time(client: Client, side
     time.sleep(0.3)
     assert len(notes(side, f"clock:{tag}")) == 1
     late_ms = fired[0] - at
-    assert 0 <= late_ms < 150, late_ms  # typically a few tens of ms (tick 20 ms + one Celery hop)
+    # never early; typically a few tens of ms late (tick 20 ms + one Celery hop), bounded loosely for busy machines
+    assert 0 <= late_ms < 1000, late_ms
 
 
 def test_scheduled_call_in_the_past_runs_now(client: Client, side: redis.Redis) -> None:

@@ -12,8 +12,11 @@ reply and revision (see docs/semantics.md, "A busy actor: the mailbox").
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+
+import redis
 
 from spawn_celery import keys
 from spawn_celery.activation import Activations, Begun, Commit, Committed
@@ -132,6 +135,13 @@ class Runtime:
         self.leases.hold(system, name, token)
         try:
             return self._held(entry, message, begun, Turn(token=token, touch=not idle_fire, fire=fire, keep=keep))
+        except (redis.ConnectionError, redis.TimeoutError):
+            # Redis failed mid-turn (the task retries the call): unlock now if the link is back, rather than leave
+            # the actor locked for a whole lease. Fenced, and recording nothing: a commit that did run left its
+            # record, so the retry is answered from it; items taken from the mailbox are re-sent.
+            with contextlib.suppress(redis.RedisError):
+                self.activations.abort(system, name, message.id, token)
+            raise
         finally:
             self.leases.release(system, name)
 

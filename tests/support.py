@@ -80,7 +80,8 @@ class ReplyDropper:
     dropped instead of passing the reply back, as when a network link breaks at the wrong moment.
 
     ``armed`` set: the next reply is lost. ``every`` > 0: every ``every``-th reply (counted over all connections) is
-    lost. ``dropped`` holds what was lost.
+    lost. ``refuse`` > 0: that many next commands are lost before they reach Redis (the link breaks the other
+    way: nothing ran). ``dropped`` holds the replies that were lost.
     """
 
     def __init__(self, upstream_port: int = 6379, every: int = 0) -> None:
@@ -89,6 +90,7 @@ class ReplyDropper:
         self.upstream_port, self.every = upstream_port, every
         self.armed = threading.Event()
         self.dropped: list[bytes] = []
+        self.refuse = 0
         self._replies = 0
         self._count = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -111,11 +113,20 @@ class ReplyDropper:
                 return True
             return False
 
+    def _refused(self) -> bool:
+        with self._count:
+            if self.refuse > 0:
+                self.refuse -= 1
+                return True
+            return False
+
     def _pipe(self, source: socket.socket, sink: socket.socket, replies: bool) -> None:
         try:
             while data := source.recv(65536):
                 if replies and self._lose():
                     self.dropped.append(data)
+                    break
+                if not replies and self._refused():
                     break
                 sink.sendall(data)
         except OSError:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from dataclasses import replace
 
+import redis
+
+from spawn_celery import keys
 from spawn_celery.client import Client
 from spawn_celery.config import Settings
-from tests.reliability.faults import SYSTEM, Load, Node, spawn_counter
-from tests.support import ReplyDropper
+from spawn_celery.message import Message
+from spawn_celery.runtime import Runtime
+from spawn_celery.services import Services
+from tests.reliability.apps import system as app
+from tests.reliability.faults import SYSTEM, Load, Node, spawn_counter, wait_for
+from tests.support import ReplyDropper, open_gate
 
 
 def test_workers_losing_one_redis_reply_in_40_still_apply_each_increment_once(
@@ -34,3 +43,53 @@ def test_workers_losing_one_redis_reply_in_40_still_apply_each_increment_once(
     assert sorted(load.acked.values()) == list(range(1, 601))
     view = client.state(SYSTEM, name)
     assert (view.value.value, view.revision) == (600, 600)
+
+
+def test_a_commit_that_never_reached_redis_unlocks_the_actor_at_once_and_the_retry_applies_it_once(
+    make: Callable[..., Settings], nodes: Callable[..., Node], clients: Callable[[Settings], Client]
+) -> None:
+    # Given a runtime (in this process: the worker's real code) whose state Redis is reached through a link, running
+    # an action that waits for the test, holding the actor's lock
+    settings = make()
+    nodes(settings, "a").start()  # registers the actor types
+    client = clients(settings)
+    name = spawn_counter(client)
+    link = ReplyDropper()
+    services = Services.create(
+        replace(settings, redis_url=settings.redis_url.replace(":6379/", f":{link.port}/")), actors=app.actors
+    )
+    try:
+        runtime = services.runtime()
+        assert isinstance(runtime, Runtime)
+        r = client.services.redis
+        slow = Message("slow-9", client.request(SYSTEM, name, "slow", {"s": 30, "gate": f"gate:{name}",
+                                                                       "url": settings.redis_url}))
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                runtime.handle(slow)
+            except BaseException as exc:
+                failed.append(exc)
+
+        holder = threading.Thread(target=run)
+        holder.start()
+        wait_for(lambda: r.exists(keys.lock(SYSTEM, name)), 10, "the action to lock the actor")
+        # When the link breaks for its commit and the runtime's one resend (neither reaches Redis)
+        link.refuse = 2
+        open_gate(settings, f"gate:{name}")
+        holder.join(30)
+        # Then the invocation failed with the Redis error (the worker's task retries it), and the actor is unlocked
+        # now, not after its 30 s lease
+        assert failed and isinstance(failed[0], redis.ConnectionError), failed
+        assert not r.exists(keys.lock(SYSTEM, name))
+        assert client.state(SYSTEM, name).revision == 0
+        # And the retry applies it, once
+        open_gate(settings, f"gate:{name}")
+        first, again = runtime.handle(slow), runtime.handle(slow)  # the second: a duplicate, answered from the record
+        assert (first.status, first.revision) == ("OK", 1) and first == again
+        view = client.state(SYSTEM, name)
+        assert (view.value.value, view.revision) == (1, 1)
+    finally:
+        services.redis.close()
+        link.close()

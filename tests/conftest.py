@@ -12,7 +12,15 @@ import pytest
 from spawn_celery.client import Client
 from spawn_celery.config import Settings
 from spawn_celery.services import Services
-from tests.support import WorkerProcess, flush_redis, make_settings
+from tests.support import ReplyDropper, WorkerProcess, flush_redis, make_settings
+
+
+@pytest.fixture
+def dropper() -> Iterator[ReplyDropper]:
+    """A link to the real Redis (db chosen by the test's URL) that can lose replies or commands."""
+    proxy = ReplyDropper()
+    yield proxy
+    proxy.close()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -14,13 +13,6 @@ import redis
 from spawn_celery import keys
 from spawn_celery.activation import Activations, Commit
 from tests.support import ReplyDropper
-
-
-@pytest.fixture
-def dropper() -> Iterator[ReplyDropper]:
-    proxy = ReplyDropper()
-    yield proxy
-    proxy.close()
 
 
 def _commit(state: bytes) -> Commit:

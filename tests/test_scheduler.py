@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
-import pytest
 import redis
 
 from spawn_celery import keys
@@ -14,13 +12,6 @@ from spawn_celery.message import Message
 from spawn_celery.proto import protocol_pb2
 from spawn_celery.scheduler import Scheduler
 from tests.support import ReplyDropper
-
-
-@pytest.fixture
-def dropper() -> Iterator[ReplyDropper]:
-    proxy = ReplyDropper()
-    yield proxy
-    proxy.close()
 
 
 def _message(invocation_id: str) -> Message:

@@ -27,6 +27,7 @@ from spawn_celery.client import Client
 from spawn_celery.config import Settings
 from spawn_celery.errors import InvocationTimeout, SpawnError
 from spawn_celery.examples import domain_pb2  # noqa: F401 - registers CounterValue, so replies unpack
+from spawn_celery.runtime import Runtime
 from spawn_celery.services import Services
 from tests.support import ROOT, env_of
 
@@ -137,6 +138,17 @@ class Node:
     def log(self) -> str:
         """Everything the node (in all its lives) wrote."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def in_process(settings: Settings) -> tuple[Services, Runtime]:
+    """The worker's real runtime in this process, on its own connections, hosting the suite's actors (a worker node
+    must have registered their types). Close ``services.redis`` when done."""
+    from tests.reliability.apps import system as app
+
+    services = Services.create(settings, actors=app.actors)
+    runtime = services.runtime()
+    assert isinstance(runtime, Runtime)
+    return services, runtime
 
 
 def new_client(settings: Settings) -> Client:

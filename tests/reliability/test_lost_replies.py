@@ -12,10 +12,7 @@ from spawn_celery import keys
 from spawn_celery.client import Client
 from spawn_celery.config import Settings
 from spawn_celery.message import Message
-from spawn_celery.runtime import Runtime
-from spawn_celery.services import Services
-from tests.reliability.apps import system as app
-from tests.reliability.faults import SYSTEM, Load, Node, spawn_counter, wait_for
+from tests.reliability.faults import SYSTEM, Load, Node, in_process, spawn_counter, wait_for
 from tests.support import ReplyDropper, open_gate
 
 
@@ -55,12 +52,8 @@ def test_a_commit_that_never_reached_redis_unlocks_the_actor_at_once_and_the_ret
     client = clients(settings)
     name = spawn_counter(client)
     link = ReplyDropper()
-    services = Services.create(
-        replace(settings, redis_url=settings.redis_url.replace(":6379/", f":{link.port}/")), actors=app.actors
-    )
+    services, runtime = in_process(replace(settings, redis_url=settings.redis_url.replace(":6379/", f":{link.port}/")))
     try:
-        runtime = services.runtime()
-        assert isinstance(runtime, Runtime)
         r = client.services.redis
         slow = Message("slow-9", client.request(SYSTEM, name, "slow", {"s": 30, "gate": f"gate:{name}",
                                                                        "url": settings.redis_url}))

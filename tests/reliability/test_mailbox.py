@@ -17,6 +17,7 @@ from tests.reliability.faults import (
     Node,
     call_slow,
     close_client,
+    in_process,
     new_client,
     spawn_counter,
     wait_for,
@@ -169,17 +170,12 @@ def test_a_duplicate_in_the_mailbox_is_answered_from_its_record_not_applied_twic
     # in an action that waits for the test, and the same invocation queued twice behind it (a redelivered copy of
     # a queued call)
     from spawn_celery.message import Message
-    from spawn_celery.runtime import Runtime
-    from spawn_celery.services import Services
-    from tests.reliability.apps import system as app
 
     settings = make()
     nodes(settings, "a").start()  # registers the actor types
     client = clients(settings)
     name = spawn_counter(client)
-    services = Services.create(settings, actors=app.actors)
-    runtime = services.runtime()
-    assert isinstance(runtime, Runtime)
+    services, runtime = in_process(settings)
     acts, r = services.activations, services.redis
     slow = client.request(SYSTEM, name, "slow", {"s": 30, "gate": f"gate:{name}", "url": settings.redis_url})
     holder = threading.Thread(target=runtime.handle, args=(Message("slow-3", slow),))

@@ -9,7 +9,7 @@ Fencing tokens come from one global counter, so they never repeat, even after an
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
 
@@ -30,18 +30,36 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
     return {1, redis.call('PTTL', KEYS[2])}
   end
   token = redis.call('GET', KEYS[2])
-else
-  token = redis.call('INCR', KEYS[4])
-  redis.call('SET', KEYS[2], token, 'PX', ARGV[1])
-  redis.call('SET', KEYS[10], ARGV[6], 'PX', ARGV[1])
-  while redis.call('RPOPLPUSH', KEYS[6], KEYS[5]) do end
+  local s = redis.call('HMGET', KEYS[1], 's', 'r')
+  local inst = false
+  if not s[1] and ARGV[5] ~= '' then inst = redis.call('HGET', KEYS[8], ARGV[5]) end
+  return {0, token, s[1], s[2], inst}
 end
+token = redis.call('INCR', KEYS[4])
+redis.call('SET', KEYS[2], token, 'PX', ARGV[1])
+redis.call('SET', KEYS[10], ARGV[6], 'PX', ARGV[1])
+while redis.call('RPOPLPUSH', KEYS[6], KEYS[5]) do end
 local s = redis.call('HMGET', KEYS[1], 's', 'r')
 local inst = false
 if not s[1] and ARGV[5] ~= '' then inst = redis.call('HGET', KEYS[8], ARGV[5]) end
+if s[1] and ARGV[2] ~= '' and redis.call('LLEN', KEYS[5]) > 0 then
+  redis.call('RPUSH', KEYS[5], ARGV[2])
+  local head = redis.call('LPOP', KEYS[5])
+  redis.call('RPUSH', KEYS[6], head)
+  local rec = false
+  local ok, doc = pcall(cjson.decode, head)
+  if ok and type(doc) == 'table' and type(doc['k']) == 'table' and doc['k']['id'] then
+    rec = redis.call('GET', ARGV[7] .. tostring(doc['k']['id']))
+  end
+  return {4, token, s[1], s[2], inst, head, rec}
+end
 return {0, token, s[1], s[2], inst}
 """
-"""The lock's owner key (KEYS[10]) holds the nonce of the call that took it, set and deleted with the lock and
+"""Calls queued before this one go first: a call that takes the lock of an active actor whose mailbox still holds
+calls (left by a turn that spent its budget) joins the mailbox's tail and gets its head instead (code 4), so calls
+run in the order they reached the actor even across turns.
+
+The lock's owner key (KEYS[10]) holds the nonce of the call that took it, set and deleted with the lock and
 never renewed, so it never outlives it: the same call sent again after its reply was lost (redis-py retries
 a call whose connection broke) finds its own nonce and gets the lock it took, instead of waiting a whole lease
 for a lock nobody holds."""
@@ -129,13 +147,15 @@ for _, list in ipairs({KEYS[3], KEYS[2]}) do
     if not doc then break end
     local id = cjson.decode(doc)['k']['id']
     redis.call('HSETNX', KEYS[6], id, doc)
-    redis.call('ZADD', KEYS[5], 'NX', ARGV[2], id)
+    redis.call('ZADD', KEYS[5], 'NX', tonumber(ARGV[2]) + n, id)
     n = n + 1
   end
 end
 redis.call('ZREM', KEYS[4], ARGV[1])
 return n
 """
+"""Re-sends a dead or budget-ended holder's leftovers as scheduled calls 1 ms apart, in-flight first, then the
+mailbox's order, so they are claimed in that order (equal scores would be claimed by invocation id)."""
 
 _ABORT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -179,6 +199,11 @@ class Begun:
     """The actor was busy and the invocation went into its mailbox: the lock holder runs it in its turn."""
     instance: bytes | None = None
     """On activation of a spawned instance: its registry record (``parent<SEP>pending revision``), read afresh."""
+    next_item: str | None = None
+    """With ``token``: calls were queued before this one (a turn that spent its budget left them). This call went to
+    the mailbox's tail; the holder runs this item, the head, first (and the rest in order)."""
+    next_record: bytes | None = None
+    """The dedupe record of ``next_item`` when it was applied before."""
 
 
 @dataclass(frozen=True)
@@ -276,7 +301,15 @@ class Activations:
                 keys.waiting(system, name),
                 keys.owner(system, name),
             ],
-            [self._lease_ms, mailbox_doc, now_ms, keys.member(system, name), name if instance else "", nonce()],
+            [
+                self._lease_ms,
+                mailbox_doc,
+                now_ms,
+                keys.member(system, name),
+                name if instance else "",
+                nonce(),
+                keys.done(system, name, ""),
+            ],
         )
         code = int(result[0])
         if code == 3:
@@ -286,7 +319,10 @@ class Activations:
         if code == 1:
             return Begun(busy_ms=max(int(result[1]), 0))
         state, revision = result[2], result[3]
-        return Begun(token=int(result[1]), state=state, revision=int(revision) if revision else 0, instance=result[4])
+        begun = Begun(token=int(result[1]), state=state, revision=int(revision) if revision else 0, instance=result[4])
+        if code == 4:
+            begun = replace(begun, next_item=bytes(result[5]).decode(), next_record=result[6])
+        return begun
 
     def commit(
         self, system: str, name: str, invocation_id: str, token: int, now_ms: int, c: Commit

@@ -160,6 +160,11 @@ class Runtime:
         except BaseException as exc:
             self._abort(entry, message, token, exc)
             raise
+        if begun.next_item is not None:  # calls queued before this one run first; it waits its turn in the mailbox
+            self.observer.queued(entry.system, entry.type_name)
+            turn.after = turn.before
+            self._drain(entry, turn, Committed(turn.revision, False, begun.next_item, begun.next_record))
+            return Reply(status="QUEUED")
         reply, committed = self._turn(entry, message, state, turn)
         self._drain(entry, turn, committed)
         return reply

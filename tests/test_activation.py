@@ -118,3 +118,36 @@ def test_a_begin_whose_reply_was_lost_gets_the_lock_it_took_when_sent_again(
     for family in (keys.ACTIVE, keys.DIRTY, keys.MAILBOXES):
         direct.zrem(family, keys.member(system, name))
     client.close()
+
+
+def test_a_call_that_finds_calls_left_in_the_mailbox_runs_after_them() -> None:
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/12")
+    acts = Activations(client=client, lease_ms=30_000, dedupe_ttl_s=60)
+    system, name = "acttests", f"f-{uuid.uuid4().hex[:8]}"
+
+    def doc(i: str) -> str:
+        return f'{{"q":"q","k":{{"id":"{name}-{i}"}}}}'
+
+    # Given an active actor whose last turn ended with two calls still in its mailbox (its budget was spent)
+    first = acts.begin(system, name, f"{name}-0", doc("0"), 1)
+    assert acts.commit(system, name, f"{name}-0", first.token, int(time.time() * 1000), _commit(b"zero"))
+    held = acts.begin(system, name, f"{name}-1", doc("1"), 1)
+    assert acts.begin(system, name, f"{name}-2", doc("2"), 2).queued
+    assert acts.begin(system, name, f"{name}-3", doc("3"), 3).queued
+    now = int(time.time() * 1000)
+    assert acts.commit(system, name, f"{name}-1", held.token, now, replace(_commit(b"one"), base_revision=1))
+    assert client.lrange(keys.mailbox(system, name), 0, -1) == [doc("2").encode(), doc("3").encode()]
+    # When a new call takes the free lock
+    late = acts.begin(system, name, f"{name}-4", doc("4"), 4)
+    # Then it got the lock with the mailbox's head to run first, and went to the mailbox's tail itself
+    assert late.token and late.next_item == doc("2") and late.next_record is None and late.state == b"one"
+    assert client.lrange(keys.inflight(system, name), 0, -1) == [doc("2").encode()]
+    assert client.lrange(keys.mailbox(system, name), 0, -1) == [doc("3").encode(), doc("4").encode()]
+    # And a timer fire (no mailbox document) just takes the lock, leaving the mailbox as it is
+    acts.abort(system, name, f"{name}-4", late.token)
+    fire = acts.begin(system, name, "t.fire", "", 5)
+    assert fire.token and fire.next_item is None
+    acts.abort(system, name, "t.fire", fire.token)
+    client.delete(*client.keys(f"sp:*:{system}:{name}*"))
+    for family in (keys.ACTIVE, keys.DIRTY, keys.MAILBOXES):
+        client.zrem(family, keys.member(system, name))

@@ -231,3 +231,49 @@ def _commit(*, batch: bool, item: str = "", reply: bytes = b"") -> Any:
         item=item,
         batch=batch,
     )
+
+
+def test_a_call_arriving_after_a_bounded_turn_runs_after_the_calls_that_turn_left(
+    make: Callable[..., Settings], clients: Callable[[Settings], Client]
+) -> None:
+    # Given the worker's real runtime in this process with a spent turn budget (SPAWN_MAX_TURN_MS=0), and no worker
+    # node (no housekeeper re-sends leftovers behind the test's back)
+    from dataclasses import replace
+
+    from spawn_celery.message import Message, Reply
+    from spawn_celery.worker import register_actors
+    from tests.reliability.apps import system as app
+
+    settings = make(max_turn_ms=0)
+    client = clients(settings)
+    services, runtime = in_process(settings)
+    register_actors(services, app)
+    name = spawn_counter(client)
+    acts, r = services.activations, services.redis
+    # And a holder in an action that waits for the test, with 4 calls queued behind it
+    slow = client.request(SYSTEM, name, "slow", {"s": 30, "gate": f"gate:{name}", "url": settings.redis_url})
+    holder = threading.Thread(target=runtime.handle, args=(Message("slow-5", slow),))
+    holder.start()
+    wait_for(lambda: r.exists(keys.lock(SYSTEM, name)), 10, "the runtime to lock the actor")
+    queue = keys.queue(SYSTEM, "counter")
+    for i in range(4):
+        call = Message(f"{name}-q{i}", client.request(SYSTEM, name, "increment", async_mode=True))
+        assert acts.begin(SYSTEM, name, call.id, invocation_doc(queue, call), i + 1).queued
+    # When the holder's turn ends after its own call and one queued call (budget spent), leaving three
+    open_gate(settings, f"gate:{name}")
+    holder.join(30)
+    assert r.llen(keys.mailbox(SYSTEM, name)) == 3 and not r.exists(keys.lock(SYSTEM, name))
+    # And a new call then takes the free lock (on a runtime with a turn budget left)
+    other, late_runtime = in_process(replace(settings, max_turn_ms=5_000))
+    late = Message(f"{name}-late", client.request(SYSTEM, name, "increment"), reply_to=f"{name}-late")
+    # Then it runs after the three calls left before it: the order in which calls reached the actor holds
+    assert late_runtime.handle(late).status == "QUEUED"
+    order = [f"{name}-q{i}" for i in range(4)] + [late.id]
+    revisions = [Reply.from_json(acts.done(SYSTEM, name, i) or b"{}").revision for i in order]
+    assert revisions == [2, 3, 4, 5, 6]
+    assert client.services.transport.wait(late.id, 5).revision == 6  # its caller got its answer
+    view = client.state(SYSTEM, name)
+    assert (view.value.value, view.revision) == (6, 6)
+    assert not r.exists(keys.mailbox(SYSTEM, name), keys.inflight(SYSTEM, name), keys.lock(SYSTEM, name))
+    for s in (services, other):
+        s.redis.close()

@@ -284,8 +284,11 @@ class Activations:
 
         With ``mailbox_doc``, an invocation that finds the actor busy is appended to its mailbox instead of waiting
         (``Begun.queued``); the lock holder runs it in the same turn. Taking the lock puts items that a dead holder
-        left in flight back at the front of the mailbox. With ``instance``, an activation also reads the spawned
-        instance's registry record (its pending restore revision) in the same call.
+        left in flight back at the front of the mailbox; if the actor is active and calls still wait there, an
+        invocation with ``mailbox_doc`` joins the tail and gets the head to run first (``Begun.next_item``). With
+        ``instance``, an activation also reads the spawned instance's registry record (its pending restore
+        revision) in the same call. Each call carries a fresh nonce, so the same call sent again after its reply was
+        lost gets the lock it took.
         """
         result = self._runner.run(
             self._begin,

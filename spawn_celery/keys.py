@@ -76,7 +76,10 @@ def owner(system: str, name: str) -> str:
 
 
 def claim(nonce: str) -> str:
-    """List of what one scheduler claim took, kept 10 s under the claim's nonce (see ``scheduler._CLAIM``)."""
+    """List of what one claim took (scheduler, snapshotter), kept 10 s under the claim's nonce.
+
+    A claim sent again after its reply was lost returns the same.
+    """
     return f"{PREFIX}cl:{nonce}"
 
 

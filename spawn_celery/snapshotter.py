@@ -13,6 +13,7 @@ active actors. Its next invocation re-activates it from SQL.
 from __future__ import annotations
 
 import logging
+import os
 
 import redis
 from google.protobuf import any_pb2
@@ -48,21 +49,26 @@ return n
 its state hash in KEYS[2..], its member in ARGV[1..n] and the written revision in ARGV[n+1..2n]."""
 
 _CLAIM = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return redis.call('LRANGE', KEYS[3], 0, -1) end
 local out = {}
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   local token = redis.call('INCR', KEYS[1])
   if redis.call('SET', KEYS[i], token, 'NX', 'PX', ARGV[1]) then
     out[#out + 1] = token
-    out[#out + 1] = redis.call('ZSCORE', KEYS[2], ARGV[i - 1]) and 1 or 0
+    out[#out + 1] = redis.call('ZSCORE', KEYS[2], ARGV[i - 2]) and 1 or 0
   else
     out[#out + 1] = 0
     out[#out + 1] = 0
   end
 end
+redis.call('RPUSH', KEYS[3], unpack(out))
+redis.call('PEXPIRE', KEYS[3], 10000)
 return out
 """
 """Lock idle actors like invocations would (a fencing token each); say which of them are dirty. Per lock key in
-KEYS[3..]: the token (0 if an invocation holds the lock) and 1 if dirty."""
+KEYS[4..]: the token (0 if an invocation holds the lock) and 1 if dirty. The answer is kept 10 s under the
+call's nonce (KEYS[3]): sent again because its reply was lost, the call returns the same tokens instead of
+finding its own locks taken (which would leave them held for a whole lease)."""
 
 _EVICT = """
 local now = tonumber(ARGV[1])
@@ -190,10 +196,11 @@ class Snapshotter:
         if not members:
             return 0
         ids = [keys.split_member(m) for m in members]
-        claimed = self._claim(
-            keys=[keys.FENCE, keys.DIRTY, *(keys.lock(system, name) for system, name in ids)],
-            args=[self._lease_ms, *members],
-        )
+        claim_keys = [keys.FENCE, keys.DIRTY, keys.claim(os.urandom(8).hex()), *(keys.lock(s, n) for s, n in ids)]
+        try:
+            claimed = self._claim(keys=claim_keys, args=[self._lease_ms, *members])
+        except (redis.ConnectionError, redis.TimeoutError):  # the reply was lost, or the call never arrived
+            claimed = self._claim(keys=claim_keys, args=[self._lease_ms, *members])
         tokens = {m: int(claimed[2 * i]) for i, m in enumerate(members) if int(claimed[2 * i])}
         if not tokens:
             return 0  # every one of them is running an invocation: not idle

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from spawn_celery import keys
 from spawn_celery.cipher import Cipher
@@ -18,11 +19,11 @@ from spawn_celery.config import Settings
 from spawn_celery.examples.domain_pb2 import Increment
 from spawn_celery.message import Message, new_id
 from spawn_celery.services import Services
-from spawn_celery.snapshotter import Snapshotter
+from spawn_celery.snapshotter import _CLAIM, Snapshotter
 from spawn_celery.statestores.sql import SqlStateStore
 from spawn_celery.worker import register_actors
 from tests import apps
-from tests.support import flush_redis, make_settings
+from tests.support import ReplyDropper, flush_redis, make_settings
 
 SYSTEM = "tests"
 
@@ -133,3 +134,24 @@ def test_a_flush_clears_only_the_flags_of_revisions_it_wrote(services: Services)
     # Then flush-a's flag is cleared and flush-b's stays (its newer revision is not in SQL yet)
     assert r.zscore(keys.DIRTY, members[0]) is None
     assert r.zscore(keys.DIRTY, members[1]) is not None
+
+
+def test_a_claim_whose_reply_was_lost_still_evicts_and_leaves_no_lock(
+    services: Services, dropper: ReplyDropper
+) -> None:
+    # Given an idle, dirty actor, and a snapshotter that reaches Redis through a link that loses the next reply
+    _invoke(services, "lost-a", 3)
+    r = services.redis
+    link = redis.Redis(host="127.0.0.1", port=dropper.port, db=12)
+    link.script_load(_CLAIM)
+    snapshotter = Snapshotter(client=link, statestore=services.statestore, lease_ms=30_000, retry_ms=1_000)
+    later = int(time.time() * 1000) + 10_000_000
+    # When its claim runs in Redis but the reply is lost (the claim is sent again)
+    dropper.armed.set()
+    evicted = snapshotter.deactivate([keys.member(SYSTEM, "lost-a")], later)
+    # Then the claim sent again got the locks the first one took: the actor is written and evicted, no lock is left
+    assert len(dropper.dropped) == 1 and evicted == 1
+    assert not r.exists(keys.state(SYSTEM, "lost-a"), keys.lock(SYSTEM, "lost-a"))
+    saved = services.statestore.load(SYSTEM, "lost-a")
+    assert saved is not None and saved.revision == 3
+    link.close()

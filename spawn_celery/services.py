@@ -8,6 +8,8 @@ from functools import cached_property
 
 import redis
 from celery import Celery
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from spawn_celery.activation import Activations
 from spawn_celery.actor import Actor
@@ -39,7 +41,13 @@ class Services:
     @cached_property
     def redis(self) -> redis.Redis:
         """Redis client (bytes responses, pooled connections)."""
-        return redis.Redis.from_url(self.settings.redis_url, health_check_interval=30, socket_keepalive=True)
+        return redis.Redis.from_url(
+            self.settings.redis_url,
+            health_check_interval=30,
+            socket_keepalive=True,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), self.settings.redis_retries),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        )
 
     @cached_property
     def app(self) -> Celery:

@@ -15,10 +15,23 @@ import redis
 
 from spawn_celery import keys, scripts
 
-_BEGIN = """
+_RECORD_OF = """
+local function record_of(item, prefix)
+  local ok, doc = pcall(cjson.decode, item)
+  if ok and type(doc) == 'table' and type(doc['k']) == 'table' and doc['k']['id'] then
+    return redis.call('GET', prefix .. tostring(doc['k']['id']))
+  end
+  return false
+end
+"""
+"""Lua shared by ``_BEGIN`` and ``_COMMIT``: the dedupe record of a mailbox item (``false`` if none), read with the
+record key prefix of its actor."""
+
+_BEGIN = _RECORD_OF + """
 local done = redis.call('GET', KEYS[3])
 if done then return {2, done} end
 local token
+local taken = false
 if redis.call('EXISTS', KEYS[2]) == 1 then
   if redis.call('GET', KEYS[10]) ~= ARGV[6] then
     if ARGV[2] ~= '' then
@@ -30,28 +43,21 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
     return {1, redis.call('PTTL', KEYS[2])}
   end
   token = redis.call('GET', KEYS[2])
-  local s = redis.call('HMGET', KEYS[1], 's', 'r')
-  local inst = false
-  if not s[1] and ARGV[5] ~= '' then inst = redis.call('HGET', KEYS[8], ARGV[5]) end
-  return {0, token, s[1], s[2], inst}
+else
+  token = redis.call('INCR', KEYS[4])
+  redis.call('SET', KEYS[2], token, 'PX', ARGV[1])
+  redis.call('SET', KEYS[10], ARGV[6], 'PX', ARGV[1])
+  while redis.call('RPOPLPUSH', KEYS[6], KEYS[5]) do end
+  taken = true
 end
-token = redis.call('INCR', KEYS[4])
-redis.call('SET', KEYS[2], token, 'PX', ARGV[1])
-redis.call('SET', KEYS[10], ARGV[6], 'PX', ARGV[1])
-while redis.call('RPOPLPUSH', KEYS[6], KEYS[5]) do end
 local s = redis.call('HMGET', KEYS[1], 's', 'r')
 local inst = false
 if not s[1] and ARGV[5] ~= '' then inst = redis.call('HGET', KEYS[8], ARGV[5]) end
-if s[1] and ARGV[2] ~= '' and redis.call('LLEN', KEYS[5]) > 0 then
+if taken and s[1] and ARGV[2] ~= '' and redis.call('LLEN', KEYS[5]) > 0 then
   redis.call('RPUSH', KEYS[5], ARGV[2])
   local head = redis.call('LPOP', KEYS[5])
   redis.call('RPUSH', KEYS[6], head)
-  local rec = false
-  local ok, doc = pcall(cjson.decode, head)
-  if ok and type(doc) == 'table' and type(doc['k']) == 'table' and doc['k']['id'] then
-    rec = redis.call('GET', ARGV[7] .. tostring(doc['k']['id']))
-  end
-  return {4, token, s[1], s[2], inst, head, rec}
+  return {4, token, s[1], s[2], inst, head, record_of(head, ARGV[7])}
 end
 return {0, token, s[1], s[2], inst}
 """
@@ -64,7 +70,7 @@ never renewed, so it never outlives it: the same call sent again after its reply
 a call whose connection broke) finds its own nonce and gets the lock it took, instead of waiting a whole lease
 for a lock nobody holds."""
 
-_COMMIT = """
+_COMMIT = _RECORD_OF + """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
 local function unlock()
   redis.call('DEL', KEYS[2], KEYS[12])
@@ -111,10 +117,7 @@ local rec = false
 if nxt then
   redis.call('RPUSH', KEYS[8], nxt)
   redis.call('PEXPIRE', KEYS[2], ARGV[18])
-  local ok, doc = pcall(cjson.decode, nxt)
-  if ok and type(doc) == 'table' and type(doc['k']) == 'table' and doc['k']['id'] then
-    rec = redis.call('GET', ARGV[20] .. tostring(doc['k']['id']))
-  end
+  rec = record_of(nxt, ARGV[20])
 else
   unlock()
   if redis.call('LLEN', KEYS[8]) == 0 and (ARGV[19] == '1' or redis.call('LLEN', KEYS[7]) == 0) then

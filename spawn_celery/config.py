@@ -31,7 +31,8 @@ class Settings:
     ``redis_url``."""
     redis_retries: int = 3
     """``SPAWN_REDIS_RETRIES``: times a Redis command of the runtime is sent again after a broken connection or a
-    timeout (50 ms, 100 ms, 200 ms apart; 0: never). Safe: the runtime's scripts are idempotent when sent again."""
+    timeout (50 ms, 100 ms, 200 ms apart; 0: never, except that a script the runner sent on a connection of its own
+    goes once through the client). Safe: the runtime's scripts are idempotent when sent again."""
     database_url: str = "sqlite:///spawn.db"
     """``SPAWN_DATABASE_URL`` (a SQLAlchemy URL), else built from ``PROXY_DATABASE_*``, else a SQLite file."""
     database_pool_size: int = 10

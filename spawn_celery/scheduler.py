@@ -133,13 +133,10 @@ class Scheduler:
         return [Due(raw[i].decode(), int(float(raw[i + 1])), raw[i + 2]) for i in range(0, len(raw), 3)]
 
     def _claimed(self, due: str, values: str, now_ms: int, periodic: str) -> list[bytes]:
-        """Run one claim; sent once more with the same nonce if the connection broke before its reply came back."""
+        """Run one claim under a fresh nonce: the client's resends (``SPAWN_REDIS_RETRIES``) get the same answer."""
         claim_keys = [due, values, keys.claim(os.urandom(8).hex())]
         args: list[int | str] = [now_ms, self._lease, self._batch, periodic]
-        try:
-            return list(self._claim(keys=claim_keys, args=args))
-        except (redis.ConnectionError, redis.TimeoutError):
-            return list(self._claim(keys=claim_keys, args=args))
+        return list(self._claim(keys=claim_keys, args=args))
 
     def remove_timers(self, members: list[str]) -> None:
         """Stop timers (an actor was deactivated)."""

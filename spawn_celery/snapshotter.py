@@ -197,10 +197,7 @@ class Snapshotter:
             return 0
         ids = [keys.split_member(m) for m in members]
         claim_keys = [keys.FENCE, keys.DIRTY, keys.claim(os.urandom(8).hex()), *(keys.lock(s, n) for s, n in ids)]
-        try:
-            claimed = self._claim(keys=claim_keys, args=[self._lease_ms, *members])
-        except (redis.ConnectionError, redis.TimeoutError):  # the reply was lost, or the call never arrived
-            claimed = self._claim(keys=claim_keys, args=[self._lease_ms, *members])
+        claimed = self._claim(keys=claim_keys, args=[self._lease_ms, *members])  # resends: same nonce, same answer
         tokens = {m: int(claimed[2 * i]) for i, m in enumerate(members) if int(claimed[2 * i])}
         if not tokens:
             return 0  # every one of them is running an invocation: not idle

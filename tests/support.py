@@ -60,6 +60,11 @@ def hold(request: dict[str, object] | None, default_s: float = 1.0) -> None:
         client.close()
 
 
+def gated(settings: Settings, gate: str, seconds: float = 30.0) -> dict[str, object]:
+    """The request of a slow action that waits for ``gate`` (``seconds`` at most) on the Redis of ``settings``."""
+    return {"s": seconds, "gate": gate, "url": settings.redis_url}
+
+
 def open_gate(settings: Settings, gate: str, times: int = 1) -> None:
     """Let ``times`` gated actions (waiting or still to come) finish."""
     client = redis.Redis.from_url(settings.redis_url)

@@ -19,7 +19,7 @@ from spawn_celery.proto import protocol_pb2
 from tests.gateway.conftest import Proc, dev_gateway, gunicorn_gateway
 from tests.gateway.helpers import eventually, invoke, post, spawn, value
 from tests.gateway.sdkhost import registration
-from tests.support import WorkerProcess, open_gate
+from tests.support import WorkerProcess, gated, open_gate
 
 
 @pytest.mark.parametrize("server", ["dev", "gunicorn"])
@@ -41,7 +41,7 @@ def drains(gw: Proc, settings: Settings) -> None:
     results: list[tuple[int, protocol_pb2.InvocationResponse]] = []
     # Given: an invocation in flight (its action waits for the test, holding the actor's lock)
     gate = f"gate:{name}"
-    held = {"s": 30, "gate": gate, "url": settings.redis_url}
+    held = gated(settings, gate)
     slow = threading.Thread(
         target=lambda: results.append(invoke(requests.Session(), gw.url, "tests", name, "slow", held))
     )

@@ -12,7 +12,7 @@ from spawn_celery.client import Client
 from spawn_celery.config import Settings
 from spawn_celery.examples.domain_pb2 import Increment
 from tests.monitoring.conftest import wait_until
-from tests.support import open_gate
+from tests.support import gated, open_gate
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 COUNTER_QUEUE = frozenset({("queue", "spawn.mon.counter"), ("system", "mon"), ("actor", "counter")})
@@ -79,7 +79,7 @@ def test_mailbox_and_deactivations_move(mon_client: Client, mon_settings: Settin
     # Given: an actor holding its lock (an async nap that waits for the test) and a second call to it
     busy, short = spawn(mon_client, "counter"), spawn(mon_client, "blink")
     gate = f"gate:{busy}"
-    mon_client.invoke("mon", busy, "nap", {"s": 30, "gate": gate, "url": mon_settings.redis_url}, async_mode=True)
+    mon_client.invoke("mon", busy, "nap", gated(mon_settings, gate), async_mode=True)
     mon_client.invoke("mon", short, "increment")
     wait_until(lambda: _locked(mon_client, busy), what="the nap to hold the lock")
     second: list[int] = []
@@ -112,8 +112,7 @@ def test_queue_depth_moves(mon_client: Client, mon_settings: Settings) -> None:
     # Given: more naps than the worker's two processes can take at once, each waiting for the test
     gate = f"gate:{uuid.uuid4().hex}"
     for _ in range(6):
-        nap = {"s": 30, "gate": gate, "url": mon_settings.redis_url}
-        mon_client.invoke("mon", spawn(mon_client, "counter"), "nap", nap, async_mode=True)
+        mon_client.invoke("mon", spawn(mon_client, "counter"), "nap", gated(mon_settings, gate), async_mode=True)
     # Then: the queue gauge shows the backlog, then drains to zero once the naps may end
     wait_until(lambda: scrape(port).get(("spawn_actor_message_queue_len", COUNTER_QUEUE), 0) >= 1, what="a backlog")
     open_gate(mon_settings, gate, times=6)

@@ -29,7 +29,7 @@ from spawn_celery.errors import InvocationTimeout, SpawnError
 from spawn_celery.examples import domain_pb2  # noqa: F401 - registers CounterValue, so replies unpack
 from spawn_celery.runtime import Runtime
 from spawn_celery.services import Services
-from tests.support import ROOT, env_of
+from tests.support import ROOT, env_of, gated
 
 SYSTEM = "reltests"
 APP = "tests.reliability.apps:system"
@@ -343,7 +343,7 @@ def call_slow(
     ``out["value"]``, or the exception to ``out["error"]`` (a killed holder may leave it unanswered).
 
     With ``gate``, the action waits until :func:`open_gate` opens it (``seconds`` at most) instead of sleeping."""
-    request = {"s": seconds, "gate": gate, "url": settings.redis_url} if gate else {"s": seconds}
+    request = gated(settings, gate, seconds) if gate else {"s": seconds}
 
     def call() -> None:
         own = new_client(settings)

@@ -13,7 +13,7 @@ from spawn_celery.client import Client
 from spawn_celery.config import Settings
 from spawn_celery.message import Message
 from tests.reliability.faults import SYSTEM, Load, Node, in_process, spawn_counter, wait_for
-from tests.support import ReplyDropper, open_gate
+from tests.support import ReplyDropper, gated, open_gate
 
 
 def test_workers_losing_one_redis_reply_in_40_still_apply_each_increment_once(
@@ -57,8 +57,7 @@ def test_a_commit_that_never_reached_redis_unlocks_the_actor_at_once_and_the_ret
     services, runtime = in_process(replace(settings, redis_url=flaky, redis_retries=0))
     try:
         r = client.services.redis
-        slow = Message("slow-9", client.request(SYSTEM, name, "slow", {"s": 30, "gate": f"gate:{name}",
-                                                                       "url": settings.redis_url}))
+        slow = Message("slow-9", client.request(SYSTEM, name, "slow", gated(settings, f"gate:{name}")))
         failed: list[BaseException] = []
 
         def run() -> None:

@@ -22,7 +22,7 @@ from tests.reliability.faults import (
     spawn_counter,
     wait_for,
 )
-from tests.support import open_gate
+from tests.support import gated, open_gate
 
 QUEUED = 5
 
@@ -177,7 +177,7 @@ def test_a_duplicate_in_the_mailbox_is_answered_from_its_record_not_applied_twic
     name = spawn_counter(client)
     services, runtime = in_process(settings)
     acts, r = services.activations, services.redis
-    slow = client.request(SYSTEM, name, "slow", {"s": 30, "gate": f"gate:{name}", "url": settings.redis_url})
+    slow = client.request(SYSTEM, name, "slow", gated(settings, f"gate:{name}"))
     holder = threading.Thread(target=runtime.handle, args=(Message("slow-3", slow),))
     holder.start()
     wait_for(lambda: r.exists(keys.lock(SYSTEM, name)), 10, "the runtime to lock the actor")
@@ -251,7 +251,7 @@ def test_a_call_arriving_after_a_bounded_turn_runs_after_the_calls_that_turn_lef
     name = spawn_counter(client)
     acts, r = services.activations, services.redis
     # And a holder in an action that waits for the test, with 4 calls queued behind it
-    slow = client.request(SYSTEM, name, "slow", {"s": 30, "gate": f"gate:{name}", "url": settings.redis_url})
+    slow = client.request(SYSTEM, name, "slow", gated(settings, f"gate:{name}"))
     holder = threading.Thread(target=runtime.handle, args=(Message("slow-5", slow),))
     holder.start()
     wait_for(lambda: r.exists(keys.lock(SYSTEM, name)), 10, "the runtime to lock the actor")
